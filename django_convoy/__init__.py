@@ -1,0 +1,39 @@
+"""django_convoy: a Redis job queue for Django built around unique job ids.
+
+The public API; importing it does no I/O and reads no settings.
+"""
+
+from .context import JobContext, current_job, still_owner
+from .decorators import ConvoyTask, convoy_processor, convoy_task
+from .exceptions import (
+    ConvoyError,
+    InvalidJob,
+    JobNotFound,
+    PayloadTooLarge,
+    RedisUnavailable,
+    UnknownQueue,
+    UnknownTask,
+)
+from .job import AddResult, Job, RecoveredJob
+from .queue import Queue, get_queue
+
+__all__ = [
+    "AddResult",
+    "ConvoyError",
+    "ConvoyTask",
+    "InvalidJob",
+    "Job",
+    "JobContext",
+    "JobNotFound",
+    "PayloadTooLarge",
+    "Queue",
+    "RecoveredJob",
+    "RedisUnavailable",
+    "UnknownQueue",
+    "UnknownTask",
+    "convoy_processor",
+    "convoy_task",
+    "current_job",
+    "get_queue",
+    "still_owner",
+]

@@ -1,0 +1,43 @@
+"""System checks: a misconfigured ``CONVOY`` shows in ``manage.py check``, not at first use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+from .conf import find_problems
+from .decorators import registered_processors, registered_tasks
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Report every problem of the ``CONVOY`` setting and of tasks bound to missing queues."""
+    raw = getattr(settings, "CONVOY", None)
+    errors = [Error(p.msg, hint=p.hint or None, id=p.id) for p in find_problems(raw)]
+    queues = raw.get("QUEUES") if isinstance(raw, dict) else None
+    if not isinstance(queues, dict):
+        return errors
+    configured = ", ".join(sorted(map(str, queues))) or "none"
+    for task in registered_tasks().values():
+        if task.queue not in queues:
+            errors.append(
+                Error(
+                    f"Task {task.name} is bound to queue {task.queue!r}, which is not in "
+                    f"CONVOY['QUEUES'] (configured: {configured}).",
+                    hint="Add the queue to CONVOY['QUEUES'] or change the task's queue=.",
+                    obj=task.name,
+                    id="convoy.E012",
+                )
+            )
+    for queue, func in registered_processors().items():
+        if queue not in queues:
+            errors.append(
+                Error(
+                    f"Processor {func.__module__}.{func.__qualname__} is registered for queue "
+                    f"{queue!r}, which is not in CONVOY['QUEUES'] (configured: {configured}).",
+                    id="convoy.E013",
+                )
+            )
+    return errors

@@ -1,0 +1,250 @@
+"""The ``CONVOY`` setting: defaults, validation, and a cached, typed view of it.
+
+Validation returns problems instead of raising, so that ``manage.py check`` can report all of
+them at once (see ``checks.py``); code that uses the settings gets the same messages as an
+``ImproperlyConfigured`` error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+QUEUE_DEFAULTS: dict[str, Any] = {
+    "CONCURRENCY": 1,
+    "JOB_TIMEOUT": 5.0,
+    "LEASE": 10.0,
+    "MAX_ATTEMPTS": 1,
+    "RETRY_BACKOFF": 1.0,
+    "MAX_JAMS": 3,
+    "FAILED_TTL": 7 * 24 * 3600.0,
+    "MAX_PAYLOAD_BYTES": 512 * 1024,
+}
+# key: (accepted types, smallest valid value, whether that value itself is allowed)
+QUEUE_RULES: dict[str, tuple[tuple[type, ...], float, bool]] = {
+    "CONCURRENCY": ((int,), 1, True),
+    "JOB_TIMEOUT": ((int, float), 0, True),
+    "LEASE": ((int, float), 0, False),
+    "MAX_ATTEMPTS": ((int,), 1, True),
+    "RETRY_BACKOFF": ((int, float), 0, True),
+    "MAX_JAMS": ((int,), 0, True),
+    "FAILED_TTL": ((int, float), 0, False),
+    "MAX_PAYLOAD_BYTES": ((int,), 1, True),
+}
+TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTIONS")
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """The settings of one queue, with defaults filled in."""
+
+    name: str
+    concurrency: int = QUEUE_DEFAULTS["CONCURRENCY"]
+    job_timeout: float = QUEUE_DEFAULTS["JOB_TIMEOUT"]
+    lease: float = QUEUE_DEFAULTS["LEASE"]
+    max_attempts: int = QUEUE_DEFAULTS["MAX_ATTEMPTS"]
+    retry_backoff: float = QUEUE_DEFAULTS["RETRY_BACKOFF"]
+    max_jams: int = QUEUE_DEFAULTS["MAX_JAMS"]
+    failed_ttl: float = QUEUE_DEFAULTS["FAILED_TTL"]
+    max_payload_bytes: int = QUEUE_DEFAULTS["MAX_PAYLOAD_BYTES"]
+
+
+@dataclass(frozen=True)
+class ConvoyConfig:
+    """The whole ``CONVOY`` setting, validated."""
+
+    queues: dict[str, QueueConfig]
+    redis_url: str | None = None
+    connection: str | None = None
+    key_prefix: str = "convoy"
+    redis_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the settings, as a system check will report it."""
+
+    id: str
+    msg: str
+    hint: str = ""
+
+
+def find_problems(raw: Any) -> list[Problem]:
+    """Return every problem in a raw ``CONVOY`` setting (empty when it is valid)."""
+    if raw is None:
+        return [
+            Problem(
+                "convoy.E001",
+                "The CONVOY setting is missing.",
+                'Add CONVOY = {"REDIS_URL": ..., "QUEUES": {...}} to your settings.',
+            )
+        ]
+    if not isinstance(raw, dict):
+        return [Problem("convoy.E001", f"CONVOY must be a dict, not {type(raw).__name__}.")]
+    problems = [
+        Problem(
+            "convoy.E002",
+            f"CONVOY has an unknown key {key!r}.",
+            f"Valid keys: {', '.join(TOP_LEVEL_KEYS)}.",
+        )
+        for key in raw
+        if key not in TOP_LEVEL_KEYS
+    ]
+    problems += _connection_problems(raw)
+    prefix = raw.get("KEY_PREFIX", "convoy")
+    if not isinstance(prefix, str) or not KEY_PREFIX.match(prefix):
+        problems.append(
+            Problem(
+                "convoy.E004",
+                f"CONVOY['KEY_PREFIX'] {prefix!r} is not a valid key prefix.",
+                "Use 1-100 characters from letters, digits and _ . : - (no braces: convoy adds "
+                "the Redis Cluster hash tags itself).",
+            )
+        )
+    options = raw.get("REDIS_OPTIONS", {})
+    if not isinstance(options, dict):
+        problems.append(
+            Problem(
+                "convoy.E005",
+                f"CONVOY['REDIS_OPTIONS'] must be a dict, not {type(options).__name__}.",
+                "It holds keyword arguments for redis.Redis, e.g. {'socket_timeout': 5}.",
+            )
+        )
+    queues = raw.get("QUEUES")
+    if not isinstance(queues, dict) or not queues:
+        problems.append(
+            Problem(
+                "convoy.E006",
+                "CONVOY['QUEUES'] must be a non-empty dict of queue name -> settings.",
+                'e.g. "QUEUES": {"default": {}}',
+            )
+        )
+        return problems
+    for name, queue in queues.items():
+        problems += _queue_problems(name, queue)
+    return problems
+
+
+def _connection_problems(raw: dict) -> list[Problem]:
+    url, alias = raw.get("REDIS_URL"), raw.get("CONNECTION")
+    if url is None and alias is None:
+        return [
+            Problem(
+                "convoy.E003",
+                "CONVOY has no connection: set REDIS_URL or CONNECTION.",
+                'e.g. "REDIS_URL": "redis://127.0.0.1:6379/0", or "CONNECTION": '
+                '"default" to use that django-redis cache\'s connection settings.',
+            )
+        ]
+    if url is not None and alias is not None:
+        return [Problem("convoy.E003", "CONVOY sets both REDIS_URL and CONNECTION; set one.")]
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        return [
+            Problem(
+                "convoy.E003",
+                "CONVOY['REDIS_URL'] is not a Redis URL.",
+                "It must start with redis://, rediss:// or unix://.",
+            )
+        ]
+    if alias is not None:
+        caches = getattr(settings, "CACHES", {})
+        if alias not in caches:
+            return [
+                Problem(
+                    "convoy.E003",
+                    f"CONVOY['CONNECTION'] names the cache {alias!r}, which is not in "
+                    f"CACHES (configured: {', '.join(caches) or 'none'}).",
+                )
+            ]
+        if "django_redis" not in str(caches[alias].get("BACKEND", "")):
+            return [
+                Problem(
+                    "convoy.E003",
+                    f"CONVOY['CONNECTION'] names the cache {alias!r}, whose BACKEND is "
+                    "not django-redis.",
+                    "Use a django_redis.cache.RedisCache cache, or set REDIS_URL.",
+                )
+            ]
+    return []
+
+
+def _queue_problems(name: Any, queue: Any) -> list[Problem]:
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        return [
+            Problem(
+                "convoy.E007",
+                f"Queue name {name!r} is not valid.",
+                "Use 1-100 characters from letters, digits and _ . - (the name goes "
+                "inside a Redis Cluster hash tag).",
+            )
+        ]
+    if not isinstance(queue, dict):
+        return [
+            Problem(
+                "convoy.E008",
+                f"The settings of queue {name!r} must be a dict, not {type(queue).__name__}.",
+            )
+        ]
+    problems = []
+    for key, value in queue.items():
+        if key not in QUEUE_RULES:
+            problems.append(
+                Problem(
+                    "convoy.E009",
+                    f"Queue {name!r} has an unknown key {key!r}.",
+                    f"Valid keys: {', '.join(QUEUE_RULES)}.",
+                )
+            )
+            continue
+        types, smallest, inclusive = QUEUE_RULES[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            kind = "an integer" if types == (int,) else "a number"
+            problems.append(
+                Problem("convoy.E010", f"Queue {name!r}: {key} must be {kind}, not {value!r}.")
+            )
+        elif value < smallest or (value == smallest and not inclusive):
+            bound = f">= {smallest}" if inclusive else f"> {smallest}"
+            problems.append(
+                Problem("convoy.E011", f"Queue {name!r}: {key} must be {bound}, not {value!r}.")
+            )
+    return problems
+
+
+@cache
+def get_config() -> ConvoyConfig:
+    """Return the validated ``CONVOY`` setting; raise ``ImproperlyConfigured`` if it is wrong."""
+    raw = getattr(settings, "CONVOY", None)
+    problems = find_problems(raw)
+    if problems:
+        raise ImproperlyConfigured(" ".join(p.msg for p in problems))
+    queues = {
+        name: QueueConfig(name=name, **{key.lower(): value for key, value in queue.items()})
+        for name, queue in raw["QUEUES"].items()
+    }
+    return ConvoyConfig(
+        queues=queues,
+        redis_url=raw.get("REDIS_URL"),
+        connection=raw.get("CONNECTION"),
+        key_prefix=raw.get("KEY_PREFIX", "convoy"),
+        redis_options=dict(raw.get("REDIS_OPTIONS", {})),
+    )
+
+
+@receiver(setting_changed)
+def _forget_config(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("CONVOY", "CACHES"):
+        get_config.cache_clear()
+        from django_convoy import connection
+
+        connection.reset()

@@ -1,0 +1,150 @@
+"""``@convoy_task`` and ``@convoy_processor``, and the registry the worker runs from.
+
+The worker runs only what these decorators registered: a name read from Redis is looked up
+here, never imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.db import transaction
+
+from .job import AddResult
+from .queue import check_add_options, encode_payload, get_queue
+
+_tasks: dict[str, ConvoyTask] = {}
+_processors: dict[str, Callable[[str, Any], Any]] = {}
+
+
+def registered_tasks() -> dict[str, ConvoyTask]:
+    """Return the registered tasks by dotted name."""
+    return dict(_tasks)
+
+
+def registered_processors() -> dict[str, Callable[[str, Any], Any]]:
+    """Return the functions that process plain ``add_job`` jobs, by queue name."""
+    return dict(_processors)
+
+
+@dataclass(frozen=True)
+class ConvoyTask:
+    """A function that runs on a convoy queue; call it to run it here, ``enqueue`` to queue it."""
+
+    func: Callable[..., Any]
+    name: str
+    queue: str = "default"
+    job_id: Callable[..., Any] | None = field(default=None, repr=False)
+    if_processing: str = "ignore"
+    priority: int = 0
+    delay: float = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def using(
+        self,
+        *,
+        if_processing: str | None = None,
+        delay: float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+    ) -> ConvoyTask:
+        """Return a copy with per-call options, e.g. ``task.using(delay=5).enqueue(7)``."""
+        changes = {
+            "if_processing": if_processing,
+            "delay": delay,
+            "priority": priority,
+            "queue": queue,
+        }
+        copy = replace(self, **{key: value for key, value in changes.items() if value is not None})
+        check_add_options(copy.if_processing, copy.delay, copy.priority)
+        return copy
+
+    def id_for(self, *args: Any, **kwargs: Any) -> Any:
+        """The job id that ``enqueue(*args, **kwargs)`` uses."""
+        if self.job_id is not None:
+            return self.job_id(*args, **kwargs)
+        canonical = json.dumps(
+            [args, kwargs],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_refuse,
+        )
+        return f"{self.name}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> AddResult:
+        """Queue a run with these arguments (kept in the payload); one round trip."""
+        queue = get_queue(self.queue)
+        payload = encode_payload(
+            {"args": list(args), "kwargs": kwargs}, queue.config.max_payload_bytes, queue.name
+        )
+        return queue.add_encoded(
+            self.name,
+            [(self.id_for(*args, **kwargs), payload)],
+            if_processing=self.if_processing,
+            delay=self.delay,
+            priority=self.priority,
+        )[0]
+
+    def enqueue_on_commit(self, *args: Any, using: str | None = None, **kwargs: Any) -> None:
+        """Queue the run when the current transaction commits (never, if it rolls back)."""
+        queue = get_queue(self.queue)  # fail now, in the caller's code, not after the commit
+        encode_payload(
+            {"args": list(args), "kwargs": kwargs}, queue.config.max_payload_bytes, queue.name
+        )
+        transaction.on_commit(lambda: self.enqueue(*args, **kwargs), using=using)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def convoy_task(
+    func: Callable[..., Any] | None = None,
+    *,
+    queue: str = "default",
+    job_id: Callable[..., Any] | None = None,
+    if_processing: str = "ignore",
+    priority: int = 0,
+) -> Any:
+    """Register a function as a convoy task; usable bare (``@convoy_task``) or with options."""
+
+    def register(func: Callable[..., Any]) -> ConvoyTask:
+        check_add_options(if_processing, 0, priority)
+        task = ConvoyTask(
+            func=func,
+            name=f"{func.__module__}.{func.__qualname__}",
+            queue=queue,
+            job_id=job_id,
+            if_processing=if_processing,
+            priority=priority,
+        )
+        _tasks[task.name] = task
+        return task
+
+    return register(func) if func is not None else register
+
+
+def convoy_processor(
+    queue: str,
+) -> Callable[[Callable[[str, Any], Any]], Callable[[str, Any], Any]]:
+    """Register ``func(job_id, payload)`` to run the plain ``add_job`` jobs of ``queue``."""
+
+    def register(func: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+        existing = _processors.get(queue)
+        if existing is not None and existing is not func:
+            raise ValueError(
+                f"Queue {queue!r} already has a processor, "
+                f"{existing.__module__}.{existing.__qualname__}; a queue has one processor."
+            )
+        _processors[queue] = func
+        return func
+
+    return register

@@ -1,0 +1,39 @@
+"""Exceptions raised by convoy; each message names the bad value and what would be valid."""
+
+from __future__ import annotations
+
+
+class ConvoyError(Exception):
+    """Base class of every convoy error."""
+
+
+class UnknownQueue(ConvoyError, LookupError):
+    """A queue name that is not configured in ``CONVOY["QUEUES"]``."""
+
+
+class InvalidJob(ConvoyError, ValueError):
+    """An id, payload or option that convoy cannot queue; nothing was written."""
+
+
+class PayloadTooLarge(InvalidJob):
+    """A payload whose JSON is larger than the queue's ``MAX_PAYLOAD_BYTES``."""
+
+
+class RedisUnavailable(ConvoyError, ConnectionError):
+    """Redis could not be reached; the message names host and port, never a password."""
+
+
+class UnknownTask(ConvoyError):
+    """A job names a task that no installed app registered with ``@convoy_task``."""
+
+
+class JobJammed(ConvoyError):
+    """A job's worker died or stopped renewing its lease more than ``MAX_JAMS`` times."""
+
+
+class JobTimeout(ConvoyError):
+    """A job ran longer than its queue's ``JOB_TIMEOUT``."""
+
+
+class JobNotFound(ConvoyError, LookupError):
+    """An action named a job that is not (or no longer) in the state it needs."""

@@ -1,0 +1,50 @@
+"""The Redis key schema: the only place convoy builds key names.
+
+Every key of one queue carries the queue name as a Redis Cluster hash tag, so that each Lua
+script touches a single slot: ``convoy:{monsterTrucks}:queued``. The Lua prelude
+(``lua/_prelude.lua``) reads ``KEYS`` in the order of :class:`QueueKeys`' fields; keep both in step.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class QueueKeys(NamedTuple):
+    """The keys of one queue, in the order every script receives them as ``KEYS``."""
+
+    queued: str  # ZSET id -> (100 - priority) * 2**42 + sequence: ZPOPMIN is the next job
+    scheduled: str  # ZSET id -> due time, ms by the Redis clock
+    processing: str  # ZSET id -> lease deadline, ms by the Redis clock
+    failed: str  # ZSET id -> time of the final failure, ms
+    body: str  # HASH id -> JSON body {"task": ..., "payload": ...}, written once per run
+    meta: str  # HASH id -> "enqueued_ms|attempts|jams|priority"
+    run: str  # HASH id -> "token|started_ms|worker_id" while a worker holds the job
+    rerun: str  # HASH id -> "priority|body" of the run to queue when the current one ends
+    errors: str  # HASH id -> JSON of the job's last error
+    seq: str  # STRING counter: FIFO order among equal priorities, and fencing tokens
+    wake: str  # LIST of wake-up tokens that idle workers block on
+    paused: str  # STRING present while the queue is paused
+    stats: str  # HASH processed / failed totals
+    throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
+
+
+def queue_keys(prefix: str, queue: str) -> QueueKeys:
+    """Return the keys of ``queue`` under ``prefix``."""
+    base = f"{prefix}:{{{queue}}}:"
+    return QueueKeys(*(base + field for field in QueueKeys._fields))
+
+
+def error_log_key(prefix: str, queue: str, day: str) -> str:
+    """Return the key of the per-day error log (a capped LIST with a TTL) of ``queue``."""
+    return f"{prefix}:{{{queue}}}:errorlog:{day}"
+
+
+def workers_registry_key(prefix: str) -> str:
+    """Return the ZSET of worker ids scored by their last heartbeat (ms, Redis clock)."""
+    return f"{prefix}:{{workers}}:registry"
+
+
+def worker_key(prefix: str, worker_id: str) -> str:
+    """Return the HASH describing one worker; it expires when heartbeats stop."""
+    return f"{prefix}:{{workers}}:{worker_id}"

@@ -1,0 +1,31 @@
+-- add: queue jobs by id, unless the id is already queued, scheduled or processing.
+-- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, then (id, body) pairs.
+-- Returns a flat list: per job, added (0 | 1) and the state its id is in now.
+local if_processing, delay, priority = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local out = {}
+local queued_any = false
+for i = 4, #ARGV, 2 do
+  local id, body = ARGV[i], ARGV[i + 1]
+  local state = state_of(id, now)
+  local added = 0
+  if state == nil or state == 'failed' then
+    start_fresh(id, body, priority, now)
+    if delay > 0 then
+      redis.call('ZADD', K.scheduled, int(now + delay), id)
+      state = 'scheduled'
+    else
+      push_queued(id, priority)
+      state = 'queued'
+    end
+    added = 1
+    queued_any = true
+  elseif (state == 'processing' or state == 'jammed') and if_processing == 'rerun' then
+    redis.call('HSET', K.rerun, id, priority .. '|' .. body)
+  end
+  out[#out + 1] = added
+  out[#out + 1] = state
+end
+-- A scheduled job wakes a worker too, so that it learns the new earliest due time.
+if queued_any then wake_one() end
+return out

@@ -1,0 +1,17 @@
+-- fail: end a run whose code raised or timed out; retry it later or record the failure.
+-- ARGV: id, token, error_json, retry_delay_ms (-1: final), failed_ttl_ms, errorlog_keep,
+--   errorlog_ttl_seconds
+-- Returns 'retry', 'failed', 'rerun' (final, and a requested rerun was queued) or 'stale'.
+local id, token, error_json = ARGV[1], ARGV[2], ARGV[3]
+local retry_delay = tonumber(ARGV[4])
+if not owns(id, token) then return 'stale' end
+local now = now_ms()
+stop_run(id)
+redis.call('HSET', K.errors, id, error_json)
+log_error(error_json, tonumber(ARGV[6]), tonumber(ARGV[7]))
+if retry_delay >= 0 then
+  redis.call('ZADD', K.scheduled, int(now + retry_delay), id)
+  wake_one()
+  return 'retry'
+end
+return finish_failed(id, now, tonumber(ARGV[5]))

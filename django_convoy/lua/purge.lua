@@ -1,0 +1,16 @@
+-- purge: remove up to limit waiting (queued, then scheduled) jobs, releasing their ids.
+-- ARGV: limit
+-- Returns the number removed; call again until it returns 0.
+local limit = tonumber(ARGV[1])
+local removed = 0
+for _, set in ipairs({K.queued, K.scheduled}) do
+  local ids = redis.call('ZRANGE', set, 0, limit - removed - 1)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', set, id)
+    redis.call('HDEL', K.rerun, id)
+    release(id)
+  end
+  removed = removed + #ids
+  if removed >= limit then break end
+end
+return removed

@@ -1,0 +1,70 @@
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_convoy.conf import get_config
+from django_convoy.exceptions import RedisUnavailable
+from django_convoy.queue import get_queue
+
+
+class Command(BaseCommand):
+    help = "Recover jammed jobs: runs whose lease expired because their worker died or stalled."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "queues",
+            nargs="*",
+            metavar="QUEUE",
+            help="Queues to guard (default: every configured queue).",
+        )
+        parser.add_argument(
+            "--interval", type=float, default=5.0, help="Seconds between rounds (default 5)."
+        )
+        parser.add_argument("--once", action="store_true", help="Run one round and exit.")
+        parser.add_argument(
+            "--drop",
+            action="store_true",
+            help="Clear jammed jobs out, releasing their ids, instead of queueing them again.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Only list the jammed jobs; change nothing."
+        )
+
+    def handle(self, *args: Any, queues: list[str], **options: Any) -> None:
+        configured = get_config().queues
+        unknown = [name for name in queues if name not in configured]
+        if unknown:
+            raise CommandError(
+                f"Unknown queue(s): {', '.join(unknown)}. Configured queues: "
+                f"{', '.join(sorted(configured))}."
+            )
+        if options["interval"] <= 0:
+            raise CommandError("--interval must be > 0.")
+        guarded = [get_queue(name) for name in queues or sorted(configured)]
+        while True:
+            try:
+                self._round(guarded, drop=options["drop"], dry_run=options["dry_run"])
+            except RedisUnavailable as exc:
+                if options["once"]:
+                    raise CommandError(str(exc)) from exc
+                self.stderr.write(f"{exc}; retrying in {options['interval']} s")
+            if options["once"] or options["dry_run"]:
+                return
+            time.sleep(options["interval"])
+
+    def _round(self, queues: list, *, drop: bool, dry_run: bool) -> None:
+        for queue in queues:
+            if dry_run:
+                for job in queue.jammed_jobs():
+                    self.stdout.write(
+                        f"{queue.name} {job.id}: jammed (worker {job.worker}, "
+                        f"lease expired at {job.lease_deadline:%Y-%m-%d %H:%M:%S} "
+                        f"UTC, attempt {job.attempts})"
+                    )
+                continue
+            for job in queue.jam_guard(drop=drop):
+                self.stdout.write(
+                    f"{queue.name} {job.id}: {job.action} - {job.reason}, "
+                    f"attempt {job.attempts}, jam {job.jams}"
+                )

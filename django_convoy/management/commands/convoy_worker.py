@@ -1,0 +1,90 @@
+import logging
+import signal
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_convoy.conf import get_config
+from django_convoy.exceptions import ConvoyError
+from django_convoy.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run the jobs of one or more convoy queues."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("queues", nargs="+", metavar="QUEUE")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Jobs at once per queue (default: each queue's CONCURRENCY).",
+        )
+        parser.add_argument("--burst", action="store_true", help="Exit when the queues are empty.")
+        parser.add_argument(
+            "--max-jobs", type=int, default=None, help="Exit after claiming this many jobs."
+        )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=30.0,
+            help="Seconds running jobs get to finish on SIGTERM/SIGINT "
+            "(default 30); then they are handed back to the queue.",
+        )
+        parser.add_argument(
+            "--no-jam-guard",
+            action="store_true",
+            help="Do not recover jammed jobs of these queues from this worker.",
+        )
+
+    def handle(self, *args: Any, queues: list[str], **options: Any) -> None:
+        configured = get_config().queues
+        unknown = [name for name in queues if name not in configured]
+        if unknown:
+            raise CommandError(
+                f"Unknown queue(s): {', '.join(unknown)}. Configured queues: "
+                f"{', '.join(sorted(configured))}."
+            )
+        for option in ("concurrency", "max_jobs"):
+            if options[option] is not None and options[option] < 1:
+                raise CommandError(f"--{option.replace('_', '-')} must be at least 1.")
+        if options["grace"] < 0:
+            raise CommandError("--grace must be >= 0.")
+        _log_to(self.stdout, options["verbosity"])
+        try:
+            worker = Worker(
+                queues,
+                concurrency=options["concurrency"],
+                burst=options["burst"],
+                max_jobs=options["max_jobs"],
+                grace=options["grace"],
+                jam_guard=not options["no_jam_guard"],
+            )
+        except ConvoyError as exc:
+            raise CommandError(str(exc)) from exc
+        signals_seen = []
+
+        # Handlers only set flags: the worker's threads act on them outside the handler.
+        def on_signal(signum: int, frame: Any) -> None:
+            signals_seen.append(signum)
+            if len(signals_seen) == 1:
+                worker.request_stop()
+            else:
+                worker.request_abort()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, on_signal)
+        worker.run()
+
+
+def _log_to(stream: Any, verbosity: int) -> None:
+    """Send convoy's log to the command's output unless the project configured it."""
+    logger = logging.getLogger("django_convoy")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(stream if hasattr(stream, "write") else sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
+    logger.propagate = False

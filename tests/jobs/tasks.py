@@ -1,0 +1,59 @@
+"""Tasks the tests run on real workers; each records what happened in Redis.
+
+The log is a Redis list per test run: "start <id> <token>" and "end <id> <token>" entries, so
+that a checker can see overlaps and re-runs even when a worker process is killed.
+"""
+
+import os
+import time
+
+import redis
+
+from django_convoy import convoy_processor, convoy_task, current_job, still_owner
+
+LOG_KEY = "testlog"
+
+
+def _log(event: str, **extra: object) -> None:
+    job = current_job()
+    client = redis.Redis.from_url(os.environ["CONVOY_TEST_REDIS_URL"])
+    client.rpush(LOG_KEY, f"{event} {job.id} {job.token} {job.attempt} {extra or ''}".strip())
+
+
+@convoy_task(queue="default", job_id=lambda key: f"rec-{key}")
+def record(key: str, sleep: float = 0.0) -> str:
+    _log("start")
+    time.sleep(sleep)
+    _log("end")
+    return key
+
+
+@convoy_task(queue="fast", job_id=lambda key: f"slow-{key}")
+def slow(key: str, sleep: float) -> None:
+    _log("start")
+    time.sleep(sleep)
+    _log("end", owner=still_owner())
+
+
+@convoy_task(queue="retrying")
+def flaky(key: str, failures: int) -> None:
+    job = current_job()
+    _log("start")
+    if job.attempt <= failures:
+        raise RuntimeError(f"flaky {key} failing attempt {job.attempt}")
+    _log("end")
+
+
+@convoy_task(queue="default")
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+@convoy_task(queue="default")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@convoy_processor("default")
+def process_default(job_id: str, payload: object) -> None:
+    _log("plain", payload=payload)
