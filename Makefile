@@ -29,10 +29,10 @@ test-dj52: $(VENV52)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check django_convoy
+	$(VENV)/bin/ruff format --check .
 
 format: $(VENV)/.installed
-	$(VENV)/bin/ruff format django_convoy
+	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 demo: $(VENV)/.installed

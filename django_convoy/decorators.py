@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from .job import AddResult
-from .queue import check_add_options, encode_payload, get_queue
+from .queue import check_add_options, encode_payload, get_queue, normalise_id
 
 _tasks: dict[str, ConvoyTask] = {}
 _processors: dict[str, Callable[[str, Any], Any]] = {}
@@ -65,17 +65,16 @@ class ConvoyTask:
         check_add_options(copy.if_processing, copy.delay, copy.priority)
         return copy
 
-    def id_for(self, *args: Any, **kwargs: Any) -> Any:
+    def id_for(self, *args: Any, **kwargs: Any) -> str:
         """The job id that ``enqueue(*args, **kwargs)`` uses."""
         if self.job_id is not None:
-            return self.job_id(*args, **kwargs)
+            return normalise_id(self.job_id(*args, **kwargs))
         canonical = json.dumps(
             [args, kwargs],
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
             allow_nan=False,
-            default=_refuse,
         )
         return f"{self.name}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
@@ -99,11 +98,8 @@ class ConvoyTask:
         encode_payload(
             {"args": list(args), "kwargs": kwargs}, queue.config.max_payload_bytes, queue.name
         )
+        self.id_for(*args, **kwargs)
         transaction.on_commit(lambda: self.enqueue(*args, **kwargs), using=using)
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def convoy_task(

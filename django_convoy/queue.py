@@ -387,14 +387,21 @@ class Queue:
         return error_log_key(self.key_prefix, self.name, time.strftime("%Y-%m-%d", time.gmtime()))
 
     def _workers_alive(self, worker_ids: Iterable[str]) -> dict[str, bool]:
+        """Which workers still beat: a beat missed twice over means the worker is gone."""
         ids = sorted(set(filter(None, worker_ids)))
         if not ids:
             return {}
         with connection.reporting_unavailable(self.client):
             pipe = self.client.pipeline(transaction=False)
+            pipe.time()
             for worker_id in ids:
-                pipe.exists(worker_key(self.key_prefix, worker_id))
-            return dict(zip(ids, map(bool, pipe.execute()), strict=True))
+                pipe.hmget(worker_key(self.key_prefix, worker_id), "beat", "every")
+            (seconds, micros), *beats = pipe.execute()
+        now_ms = seconds * 1000 + micros // 1000
+        return {
+            worker_id: beat is not None and now_ms - int(beat) <= 2 * int(every or 0)
+            for worker_id, (beat, every) in zip(ids, beats, strict=True)
+        }
 
 
 def _int(text: str) -> int:

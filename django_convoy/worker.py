@@ -529,7 +529,7 @@ class Worker:
         with connection.reporting_unavailable(self.client):
             next(iter(self.queues.values())).scripts.heartbeat(
                 keys=[workers_registry_key(self.key_prefix), worker_key(self.key_prefix, self.id)],
-                args=[self.id, ttl, json.dumps(info)],
+                args=[self.id, ttl, json.dumps(info), int(self.keep_interval * 1000)],
                 client=self.client,
             )
 

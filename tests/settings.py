@@ -35,6 +35,7 @@ CONVOY = {
         "fast": {"CONCURRENCY": 4, "LEASE": 1.0, "JOB_TIMEOUT": 0.5, "MAX_ATTEMPTS": 1},
         "retrying": {"MAX_ATTEMPTS": 3, "RETRY_BACKOFF": 0.05, "LEASE": 2.0},
         "tiny": {"MAX_PAYLOAD_BYTES": 64},
+        "crashy": {"LEASE": 1.0, "JOB_TIMEOUT": 30},
     },
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -20,7 +20,7 @@ def _log(event: str, **extra: object) -> None:
     client.rpush(LOG_KEY, f"{event} {job.id} {job.token} {job.attempt} {extra or ''}".strip())
 
 
-@convoy_task(queue="default", job_id=lambda key: f"rec-{key}")
+@convoy_task(queue="default", job_id=lambda key, sleep=0.0: f"rec-{key}")
 def record(key: str, sleep: float = 0.0) -> str:
     _log("start")
     time.sleep(sleep)
@@ -28,11 +28,18 @@ def record(key: str, sleep: float = 0.0) -> str:
     return key
 
 
-@convoy_task(queue="fast", job_id=lambda key: f"slow-{key}")
+@convoy_task(queue="fast", job_id=lambda key, sleep: f"slow-{key}")
 def slow(key: str, sleep: float) -> None:
     _log("start")
     time.sleep(sleep)
     _log("end", owner=still_owner())
+
+
+@convoy_task(queue="crashy", job_id=lambda key, sleep: f"crashy-{key}")
+def crashy(key: str, sleep: float) -> None:
+    _log("start")
+    time.sleep(sleep)
+    _log("end")
 
 
 @convoy_task(queue="retrying")

@@ -1,0 +1,69 @@
+"""Helpers shared by the core tests: run a worker in-process or as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+from django.conf import settings
+
+from django_convoy.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
+    """Poll ``condition`` until it is truthy; fail the test with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s: {condition}")
+
+
+class ThreadedWorker:
+    """A Worker running on a thread of the test process, stopped at the end of the test."""
+
+    def __init__(self, *queues: str, **options):
+        self.worker = Worker(queues, **options)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc_info) -> None:
+        self.worker.request_stop()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "worker did not stop"
+
+
+def manage(*args: str, **kwargs) -> subprocess.Popen:
+    """Start ``manage.py`` as a real subprocess using the test settings and private Redis."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_log() -> list[str]:
+    """The execution log the tasks in tests/jobs/tasks.py write."""
+    client = redis.Redis.from_url(settings.CONVOY["REDIS_URL"], decode_responses=True)
+    return client.lrange("testlog", 0, -1)
+
+
+test_log.__test__ = False  # not a test, despite the name

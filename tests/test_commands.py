@@ -1,0 +1,102 @@
+"""convoy_worker and convoy_jamguard as users run them: real subprocesses, real signals."""
+
+import signal
+import subprocess
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_convoy import get_queue
+from tests.helpers import manage, test_log, wait_until
+from tests.jobs import tasks
+
+
+def started(key: str) -> bool:
+    return any(entry.startswith(f"start crashy-{key}") for entry in test_log())
+
+
+def test_worker_killed_mid_job_is_recovered_by_the_jam_guard_and_runs_again():
+    queue = get_queue("crashy")  # LEASE 1 s
+    tasks.crashy.enqueue("truck", 1.0)
+    worker = manage("convoy_worker", "crashy", "--no-jam-guard")
+    try:
+        wait_until(lambda: started("truck"), timeout=20)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert queue.get_job("crashy-truck").state == "processing"
+    wait_until(lambda: queue.get_job("crashy-truck").state == "jammed", timeout=5)
+
+    guard = manage("convoy_jamguard", "crashy", "--once")
+    out, _ = guard.communicate(timeout=30)
+    assert guard.returncode == 0, out
+    assert "crashy crashy-truck: requeued - worker" in out and "gone" in out
+    assert queue.get_job("crashy-truck").attempts == 1
+
+    rerun = manage("convoy_worker", "crashy", "--burst")
+    out, _ = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, out
+    log = [entry for entry in test_log() if "crashy-truck" in entry]
+    assert [entry.split()[0] for entry in log] == ["start", "start", "end"]
+    assert log[1].split()[3] == "2"  # the second run is attempt 2
+    assert queue.get_job("crashy-truck") is None
+    assert queue.stats()["processed_total"] == 1
+
+
+def test_sigterm_lets_the_running_job_finish_then_exits():
+    tasks.crashy.enqueue("graceful", 0.5)
+    worker = manage("convoy_worker", "crashy")
+    wait_until(lambda: started("graceful"), timeout=20)
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0, out
+    assert any(entry.startswith("end crashy-graceful") for entry in test_log())
+    assert "crashy crashy-graceful attempt 1 done" in out
+    assert get_queue("crashy").get_job("crashy-graceful") is None
+
+
+def test_second_signal_hands_the_job_back_at_once():
+    tasks.crashy.enqueue("impatient", 5.0)
+    worker = manage("convoy_worker", "crashy")
+    wait_until(lambda: started("impatient"), timeout=20)
+    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(signal.SIGINT)
+    out, _ = worker.communicate(timeout=10)
+    assert "handed back to the queue" in out
+    assert get_queue("crashy").get_job("crashy-impatient").state == "queued"
+
+
+def test_unknown_queue_is_a_command_error_listing_the_configured_ones():
+    with pytest.raises(CommandError, match="Unknown queue.*nope.*Configured queues: crashy"):
+        call_command("convoy_worker", "nope")
+    with pytest.raises(CommandError, match="Unknown queue.*nope"):
+        call_command("convoy_jamguard", "nope", "--once")
+
+
+def test_jamguard_dry_run_lists_without_recovering(redis_client):
+    queue = get_queue("crashy")
+    queue.add_job("x")
+    queue.claim(1, "gone-worker")
+    redis_client.zadd(queue.keys.processing, {"x": 1})
+    out = StringIO()
+    call_command("convoy_jamguard", "crashy", "--dry-run", stdout=out)
+    assert "crashy x: jammed (worker gone-worker" in out.getvalue()
+    assert queue.get_job("x").state == "jammed"
+    call_command("convoy_jamguard", "crashy", "--once", "--drop", stdout=out)
+    assert "crashy x: dropped" in out.getvalue()
+    assert queue.get_job("x") is None
+
+
+def test_burst_worker_exits_when_its_queues_are_empty():
+    for key in "ab":
+        tasks.record.enqueue(key)
+    result = subprocess.run(
+        manage("convoy_worker", "default", "--burst").args,
+        timeout=60,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert get_queue("default").stats()["processed_total"] == 2

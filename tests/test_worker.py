@@ -1,0 +1,194 @@
+"""The worker, run in-process: tasks, failures, timeouts, shutdown, heartbeats."""
+
+import time
+
+import pytest
+
+from django_convoy import current_job, get_queue
+from django_convoy.keys import worker_key, workers_registry_key
+from django_convoy.worker import Worker
+from tests.helpers import ThreadedWorker, test_log, wait_until
+from tests.jobs import tasks
+
+
+def test_task_enqueue_uses_its_job_id_and_keeps_arguments_in_the_payload():
+    result = tasks.record.enqueue("x", sleep=0)
+    assert (result.id, result.added, result.state) == ("rec-x", True, "queued")
+    job = get_queue("default").get_job("rec-x")
+    assert job.task == "tests.jobs.tasks.record"
+    assert job.payload == {"args": ["x"], "kwargs": {"sleep": 0}}
+    assert not tasks.record.enqueue("x", sleep=1).added
+
+
+def test_task_without_job_id_derives_one_from_its_arguments():
+    first = tasks.add.enqueue(1, 2)
+    assert first.id.startswith("tests.jobs.tasks.add:")
+    assert not tasks.add.enqueue(1, 2).added
+    assert tasks.add.enqueue(2, 1).id != first.id
+    assert tasks.add.enqueue(a=1, b=2).id != first.id
+
+
+def test_plain_call_runs_in_process():
+    assert tasks.add(2, 3) == 5
+    assert current_job() is None
+
+
+def test_using_sets_per_call_options():
+    result = tasks.record.using(delay=30, priority=5).enqueue("later")
+    assert result.state == "scheduled"
+    assert get_queue("default").get_job("rec-later").priority == 5
+    with pytest.raises(ValueError, match="if_processing must be one of"):
+        tasks.record.using(if_processing="sometimes")
+
+
+def test_worker_runs_tasks_and_releases_their_ids():
+    for key in "abc":
+        tasks.record.enqueue(key)
+    Worker(["default"], burst=True).run()
+    log = test_log()
+    assert sorted(entry.split()[1] for entry in log if entry.startswith("end")) == [
+        "rec-a",
+        "rec-b",
+        "rec-c",
+    ]
+    stats = get_queue("default").stats()
+    assert (stats["queued"], stats["processing"], stats["processed_total"]) == (0, 0, 3)
+    assert tasks.record.enqueue("a").added
+
+
+def test_job_sees_its_id_attempt_and_token_and_still_owns_it():
+    tasks.slow.enqueue("k", 0.01)
+    Worker(["fast"], burst=True).run()
+    start, end = test_log()
+    _, job_id, token, attempt = start.split()
+    assert (job_id, attempt) == ("slow-k", "1") and token.isdigit()
+    assert end.endswith("{'owner': True}")
+
+
+def test_plain_add_job_jobs_go_to_the_queue_processor():
+    get_queue("default").add_job("plain-1", payload={"wheels": 4})
+    Worker(["default"], burst=True).run()
+    (entry,) = test_log()
+    assert entry.startswith("plain plain-1 ")
+    assert entry.endswith(" 1 {'payload': {'wheels': 4}}")
+
+
+def test_raising_task_is_failed_with_its_traceback():
+    tasks.boom.enqueue("kaput")
+    Worker(["default"], burst=True).run()
+    queue = get_queue("default")
+    (job_id,) = queue.client.zrange(queue.keys.failed, 0, -1)
+    error = queue.get_job(job_id).last_error
+    assert (error["type"], error["message"]) == ("builtins.ValueError", "kaput")
+    assert "raise ValueError(message)" in error["traceback"]
+    assert queue.stats()["failed_total"] == 1
+
+
+def test_failing_task_is_retried_until_it_succeeds():
+    tasks.flaky.enqueue("f", failures=2)
+    Worker(["retrying"], burst=False, max_jobs=3).run()
+    starts = [entry for entry in test_log() if entry.startswith("start")]
+    wait_until(lambda: get_queue("retrying").stats()["processed_total"] == 1)
+    assert [entry.split()[3] for entry in starts] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            '{"task": "os.system", "payload": {"args": ["echo hacked"], "kwargs": {}}}',
+            "names task 'os.system', which is not registered",
+        ),
+        ("not json at all", "corrupt body"),
+        ('{"task": "tests.jobs.tasks.add", "payload": [1, 2]}', "needs 'args'"),
+    ],
+)
+def test_job_the_worker_cannot_run_fails_clearly_and_the_worker_goes_on(
+    redis_client, body, message
+):
+    queue = get_queue("default")
+    queue.add_job("hostile")
+    redis_client.hset(queue.keys.body, "hostile", body)
+    tasks.record.enqueue("after")
+    Worker(["default"], burst=True).run()
+    job = queue.get_job("hostile")
+    assert job.state == "failed"
+    assert message in job.last_error["message"]
+    assert job.attempts == 1  # not retried: it could never succeed
+    assert any(entry.startswith("end rec-after") for entry in test_log())
+
+
+def test_job_past_its_timeout_is_failed_and_its_slot_freed():
+    queue = get_queue("fast")  # JOB_TIMEOUT 0.5 s, CONCURRENCY 4
+    tasks.slow.enqueue("hung", 2.0)
+    with ThreadedWorker("fast", concurrency=1) as worker:
+        wait_until(
+            lambda: (
+                (queue.get_job("slow-hung") or object()).__class__.__name__ == "Job"
+                and queue.get_job("slow-hung").state == "failed"
+            ),
+            timeout=5,
+        )
+        job = queue.get_job("slow-hung")
+        assert job.last_error["reason"] == "timeout"
+        assert "JOB_TIMEOUT" in job.last_error["message"]
+        tasks.slow.enqueue("next", 0.01)  # the one slot is free again while "hung" still runs
+        wait_until(lambda: any(e.startswith("end slow-next") for e in test_log()), timeout=5)
+        assert not any(e.startswith("end slow-hung") for e in test_log())
+        wait_until(lambda: any(e.startswith("end slow-hung") for e in test_log()), timeout=5)
+        time.sleep(0.1)
+        assert worker.failed == 1
+    assert queue.get_job("slow-hung").state == "failed"  # its late return did not ack it
+    assert "'owner': False" in next(e for e in test_log() if e.startswith("end slow-hung"))
+
+
+def test_stop_hands_unfinished_jobs_back_after_the_grace_period():
+    queue = get_queue("default")
+    tasks.record.enqueue("long", sleep=1.5)
+    with ThreadedWorker("default", grace=0.2):
+        wait_until(lambda: test_log())
+    job = queue.get_job("rec-long")
+    assert job.state == "queued" and job.jams == 0
+
+
+def test_stop_lets_a_job_finish_within_the_grace_period():
+    tasks.record.enqueue("short", sleep=0.3)
+    with ThreadedWorker("default", grace=5):
+        wait_until(lambda: test_log())
+    assert get_queue("default").get_job("rec-short") is None
+    assert any(entry.startswith("end rec-short") for entry in test_log())
+
+
+def test_worker_registers_a_heartbeat_and_deregisters_on_exit(redis_client):
+    with ThreadedWorker("default") as worker:
+        key = worker_key("convoytest", worker.id)
+        wait_until(lambda: redis_client.exists(key))
+        info = redis_client.hget(key, "info")
+        assert '"queues": ["default"]' in info
+        assert redis_client.zscore(workers_registry_key("convoytest"), worker.id)
+    assert not redis_client.exists(key)
+
+
+def test_paused_queue_is_not_worked_until_resumed():
+    queue = get_queue("default")
+    queue.pause()
+    tasks.record.enqueue("p")
+    with ThreadedWorker("default"):
+        time.sleep(0.3)
+        assert queue.stats()["queued"] == 1
+        queue.resume()
+        wait_until(lambda: queue.stats()["processed_total"] == 1)
+
+
+def test_idle_worker_wakes_on_a_new_job_without_polling(redis_client):
+    with ThreadedWorker("default"):
+        time.sleep(0.2)
+        before = redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        time.sleep(1.0)
+        idle_calls = redis_client.info("commandstats")["cmdstat_evalsha"]["calls"] - before
+        started = time.monotonic()
+        tasks.record.enqueue("wake")
+        wait_until(lambda: test_log(), interval=0.001)
+        latency = time.monotonic() - started
+    assert idle_calls <= 3  # one claim per idle block of a second, not a polling loop
+    assert latency < 0.5
