@@ -21,18 +21,14 @@ import queue as stdqueue
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections
-
 from . import connection
-from .context import JobContext, _current
-from .decorators import registered_processors, registered_tasks
-from .exceptions import ConvoyError, JobTimeout, RedisUnavailable, UnknownTask
-from .job import ClaimedJob, decode_body
+from .exceptions import JobTimeout, RedisUnavailable
+from .execution import error_record, execute
+from .job import ClaimedJob
 from .keys import worker_key, workers_registry_key
 from .queue import Queue, get_queue
 
@@ -256,70 +252,12 @@ class Worker:
                 return
 
     def _execute(self, run: Run) -> Outcome:
-        job = run.job
-        context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
-        close_old_connections()
-        started = time.perf_counter()
-        error, final = None, None
         try:
-            call = self._resolve(job)
-            call()
-        except BaseException as exc:  # noqa: B036 - a job must never take its thread down
-            final = True if isinstance(exc, ConvoyError) else None
-            error = self._error_record(job, exc, "error")
+            error, final, seconds = execute(run.job, self.id)
         finally:
-            seconds = time.perf_counter() - started
-            close_old_connections()
-            _current.reset(context)
             run.executing = False
             self._free_slot(run)
         return Outcome(run, error, final, seconds)
-
-    def _resolve(self, job: ClaimedJob) -> Callable[[], Any]:
-        """Find what runs ``job`` among registered tasks; never import a name read from Redis."""
-        try:
-            task_name, payload = decode_body(job.body)
-        except ValueError as exc:
-            raise UnknownTask(
-                f"Job {job.id!r} has a corrupt body ({exc}): {job.body[:200]!r}"
-            ) from None
-        if task_name is None:
-            processor = registered_processors().get(job.queue)
-            if processor is None:
-                raise UnknownTask(
-                    f"Job {job.id!r} was added with add_job and queue {job.queue!r} has no "
-                    "processor; register one with @convoy_processor."
-                )
-            return lambda: processor(job.id, payload)
-        task = registered_tasks().get(task_name)
-        if task is None:
-            raise UnknownTask(
-                f"Job {job.id!r} names task {task_name!r}, which is not registered with "
-                "@convoy_task in any installed app's tasks module."
-            )
-        if (
-            not isinstance(payload, dict)
-            or not isinstance(payload.get("args"), list)
-            or not isinstance(payload.get("kwargs"), dict)
-        ):
-            raise UnknownTask(
-                f"Job {job.id!r}: a task payload needs 'args' (a list) and "
-                f"'kwargs' (an object), not {payload!r:.200}."
-            )
-        return lambda: task.func(*payload["args"], **payload["kwargs"])
-
-    def _error_record(self, job: ClaimedJob, exc: BaseException, reason: str) -> dict[str, Any]:
-        cls = type(exc)
-        return {
-            "type": f"{cls.__module__}.{cls.__qualname__}",
-            "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
-            "at": int(time.time() * 1000),
-            "attempt": job.attempt,
-            "id": job.id,
-            "reason": reason,
-            "worker": self.id,
-        }
 
     # -- reporter ---------------------------------------------------------------------------
 
@@ -453,12 +391,13 @@ class Worker:
         for run in overdue:
             job, q = run.job, self.queues[run.job.queue]
             run.abandoned = "timed out"
-            error = self._error_record(
+            error = error_record(
                 job,
                 JobTimeout(
                     f"Job {job.id!r} ran longer than JOB_TIMEOUT ({q.config.job_timeout} s)"
                 ),
                 "timeout",
+                self.id,
             )
             error["traceback"] = ""
             try:
