@@ -30,12 +30,14 @@ from .exceptions import JobTimeout, RedisUnavailable
 from .execution import error_record, execute
 from .job import ClaimedJob
 from .keys import worker_key, workers_registry_key
+from .pool import ChildDied, ChildProcess
 from .queue import Queue, get_queue
 
 logger = logging.getLogger(__name__)
 
 IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a stop is noticed
 REPORT_BATCH = 500
+POOLS = ("threads", "processes")
 
 
 @dataclass(eq=False)
@@ -49,6 +51,8 @@ class Run:
     slot_held: bool = True
     # Set once its outcome must not be reported: timed out, handed back, or lease lost.
     abandoned: str = ""
+    thread: threading.Thread | None = None  # the executor running it
+    child: ChildProcess | None = None  # with --pool processes, the child running it
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,11 @@ class Worker:
         max_jobs: int | None = None,
         grace: float = 30.0,
         jam_guard: bool = True,
+        pool: str = "threads",
     ):
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, not {pool!r}.")
+        self.pool = pool
         self.queues: dict[str, Queue] = {name: get_queue(name) for name in queues}
         if not self.queues:
             raise ValueError("A worker needs at least one queue.")
@@ -119,6 +127,7 @@ class Worker:
         self._keeper_due = 0.0
         self._retired: set[threading.Thread] = set()
         self._threads: list[threading.Thread] = []
+        self._children: list[ChildProcess] = []
 
     # -- control (safe from signal handlers: they only set flags) ---------------------------
 
@@ -206,15 +215,10 @@ class Worker:
         return got, any_free, next_due
 
     def _dispatch(self, q: Queue, job: ClaimedJob) -> None:
-        timeout = q.config.job_timeout
         run = Run(job)
-        if timeout:
-            run.deadline = run.started + timeout
         with self._lock:
             self._runs[(q.name, job.id)] = run
             self._busy[q.name] += 1
-        if run.deadline is not None and run.deadline < self._keeper_due:
-            self._keeper_wake.set()
         self._work.put(run)
 
     def _block_for_work(self, next_due: float | None) -> None:
@@ -245,19 +249,45 @@ class Worker:
 
     def _execute_loop(self) -> None:
         me = threading.current_thread()
+        child = None
+        if self.pool == "processes":
+            child = ChildProcess(self.id)
+            with self._lock:
+                self._children.append(child)
         while (run := self._work.get()) is not None:
-            me.convoy_run = run  # type: ignore[attr-defined]  # found by _retire_executor_of
+            run.thread, run.child = me, child
             self._done.put(self._execute(run))
             if me in self._retired:
                 return
+        if child is not None:
+            child.stop()
 
     def _execute(self, run: Run) -> Outcome:
+        started = time.perf_counter()
         try:
-            error, final, seconds = execute(run.job, self.id)
+            if run.child is not None:
+                run.child.wait_ready()
+            self._start_clock(run)
+            if run.child is None:
+                error, final, seconds = execute(run.job, self.id)
+            else:
+                error, final, seconds = run.child.run(run.job)
+        except ChildDied as exc:
+            error, final = error_record(run.job, exc, "crash", self.id), None
+            error["traceback"] = ""
+            seconds = time.perf_counter() - started
         finally:
             run.executing = False
             self._free_slot(run)
         return Outcome(run, error, final, seconds)
+
+    def _start_clock(self, run: Run) -> None:
+        """Start JOB_TIMEOUT when the job really starts (a new child takes a while to be ready)."""
+        timeout = self.queues[run.job.queue].config.job_timeout
+        if timeout:
+            run.deadline = time.monotonic() + timeout
+            if run.deadline < self._keeper_due:
+                self._keeper_wake.set()
 
     # -- reporter ---------------------------------------------------------------------------
 
@@ -413,16 +443,16 @@ class Worker:
                 q.config.job_timeout,
                 verdict,
             )
-            # The thread cannot be stopped: retire it and give the slot to a fresh one.
-            self._retire_executor_of(run)
+            if run.child is not None:
+                run.child.kill()  # its executor starts a fresh child and carries on
+            else:
+                # A thread cannot be stopped: it exits once the job returns, and a fresh
+                # thread takes its slot meanwhile.
+                with self._lock:
+                    if run.thread is not None:
+                        self._retired.add(run.thread)
+                self._start_executor()
             self._free_slot(run)
-
-    def _retire_executor_of(self, run: Run) -> None:
-        # The executor that holds ``run`` exits after it; a new one keeps the pool its size.
-        busy_threads = [t for t in self._threads if t.name == "convoy-executor" and t.is_alive()]
-        with self._lock:
-            self._retired.update(t for t in busy_threads if getattr(t, "convoy_run", None) is run)
-        self._start_executor()
 
     def _renew_and_beat(self) -> None:
         with self._lock:
@@ -492,6 +522,10 @@ class Worker:
         while self._executing() and not self._abort.is_set() and time.monotonic() < deadline:
             self._abort.wait(0.05)
         self._hand_back()
+        with self._lock:
+            for run in self._runs.values():
+                if run.executing and run.child is not None:
+                    run.child.kill()
         for _ in self._threads:
             self._work.put(None)
         self._done.put(None)

@@ -5,6 +5,7 @@ that a checker can see overlaps and re-runs even when a worker process is killed
 """
 
 import os
+import signal
 import time
 
 import redis
@@ -40,6 +41,13 @@ def crashy(key: str, sleep: float) -> None:
     _log("start")
     time.sleep(sleep)
     _log("end")
+
+
+@convoy_task(queue="fast", job_id=lambda key: f"crash-{key}")
+def crash_self(key: str) -> None:
+    """Kill the process running it, as a segfault or the OOM killer would."""
+    _log("start", pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @convoy_task(queue="retrying")

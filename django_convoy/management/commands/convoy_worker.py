@@ -33,6 +33,13 @@ class Command(BaseCommand):
             "(default 30); then they are handed back to the queue.",
         )
         parser.add_argument(
+            "--pool",
+            choices=("threads", "processes"),
+            default="threads",
+            help="Run jobs on threads (default), or on child processes that are killed and "
+            "replaced when a job passes JOB_TIMEOUT or crashes its process.",
+        )
+        parser.add_argument(
             "--no-jam-guard",
             action="store_true",
             help="Do not recover jammed jobs of these queues from this worker.",
@@ -60,6 +67,7 @@ class Command(BaseCommand):
                 max_jobs=options["max_jobs"],
                 grace=options["grace"],
                 jam_guard=not options["no_jam_guard"],
+                pool=options["pool"],
             )
         except ConvoyError as exc:
             raise CommandError(str(exc)) from exc
