@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import find_problems
 from .decorators import registered_processors, registered_tasks
@@ -41,3 +41,22 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
             )
     return errors
+
+
+@register("convoy", deploy=True)
+def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Warn when Redis may evict convoy's keys (``manage.py check --deploy``; talks to Redis)."""
+    from . import connection
+    from .exceptions import RedisUnavailable
+    from .health import eviction_warning
+
+    if find_problems(getattr(settings, "CONVOY", None)):
+        return []  # check_settings reports those
+    client = connection.get_client()
+    try:
+        with connection.reporting_unavailable(client):
+            client.ping()
+    except RedisUnavailable as exc:
+        return [Warning(f"Could not check Redis's eviction policy: {exc}", id="convoy.W002")]
+    warning = eviction_warning(client)
+    return [Warning(warning, id="convoy.W001")] if warning else []

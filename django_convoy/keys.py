@@ -25,7 +25,7 @@ class QueueKeys(NamedTuple):
     seq: str  # STRING counter: FIFO order among equal priorities, and fencing tokens
     wake: str  # LIST of wake-up tokens that idle workers block on
     paused: str  # STRING present while the queue is paused
-    stats: str  # HASH processed / failed totals
+    stats: str  # HASH processed / failed totals; born: when the queue was first used
     throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
 
 

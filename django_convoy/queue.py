@@ -86,6 +86,15 @@ def retry_delay(attempt: int, backoff: float) -> float:
 
 
 @dataclass(frozen=True)
+class DataMarks:
+    """What shows that Redis still holds a queue's data: a counter that only grows, and the
+    time the queue was first used, which never changes."""
+
+    sequence: int
+    born: str
+
+
+@dataclass(frozen=True)
 class ClaimBatch:
     """What one claim returned: the runs, and when the next scheduled job is due."""
 
@@ -93,6 +102,7 @@ class ClaimBatch:
     now_ms: int
     next_due_ms: int | None
     paused: bool
+    marks: DataMarks
 
 
 class Queue:
@@ -340,10 +350,25 @@ class Queue:
         )
         jobs = [
             ClaimedJob(self.name, reply[i], reply[i + 1], int(reply[i + 2]), str(reply[i + 3]))
-            for i in range(3, len(reply), 4)
+            for i in range(5, len(reply), 4)
         ]
         next_due = int(reply[1])
-        return ClaimBatch(jobs, int(reply[0]), None if next_due < 0 else next_due, bool(reply[2]))
+        return ClaimBatch(
+            jobs,
+            int(reply[0]),
+            None if next_due < 0 else next_due,
+            bool(reply[2]),
+            DataMarks(int(reply[3]), reply[4]),
+        )
+
+    def data_marks(self) -> DataMarks:
+        """Read the queue's sequence counter and birth time (see ``health.DataMarkWatch``)."""
+        with connection.reporting_unavailable(self.client):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.keys.seq)
+            pipe.hget(self.keys.stats, "born")
+            sequence, born = pipe.execute()
+        return DataMarks(int(sequence or 0), born or "")
 
     def ack(self, runs: Sequence[tuple[str, str]]) -> list[int]:
         """End successful runs; per run 1 released, 2 rerun queued, 0 refused (stale)."""

@@ -28,6 +28,7 @@ from typing import Any
 from . import connection
 from .exceptions import JobTimeout, RedisUnavailable
 from .execution import error_record, execute
+from .health import DataMarkWatch, eviction_warning
 from .job import ClaimedJob
 from .keys import worker_key, workers_registry_key
 from .pool import ChildDied, ChildProcess
@@ -128,6 +129,7 @@ class Worker:
         self._retired: set[threading.Thread] = set()
         self._threads: list[threading.Thread] = []
         self._children: list[ChildProcess] = []
+        self._data_marks = DataMarkWatch()
 
     # -- control (safe from signal handlers: they only set flags) ---------------------------
 
@@ -154,6 +156,8 @@ class Worker:
             self.id,
             ", ".join(f"{name} (x{n})" for name, n in self.slots.items()),
         )
+        if warning := eviction_warning(self.client):
+            logger.warning(warning)
         try:
             self._claim_loop()
         finally:
@@ -206,6 +210,7 @@ class Worker:
                 continue
             any_free = True
             batch = q.claim(free, self.id)
+            self._data_marks.observe(name, batch.marks)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
                 next_due = due_in if next_due is None else min(next_due, due_in)

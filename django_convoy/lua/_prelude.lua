@@ -14,7 +14,7 @@
 --  10 seq         STRING counter: FIFO sequence and fencing tokens
 --  11 wake        LIST wake-up tokens for idle workers (kept at <= 1 element)
 --  12 paused      STRING present while the queue is paused
---  13 stats       HASH processed / failed totals
+--  13 stats       HASH processed / failed totals; born: when the queue was first used
 --  14 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
 --  15 errorlog    LIST of today's errors (only for scripts that record failures)
 --

@@ -27,5 +27,8 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = state
 end
 -- A scheduled job wakes a worker too, so that it learns the new earliest due time.
-if queued_any then wake_one() end
+if queued_any then
+  wake_one()
+  redis.call('HSETNX', K.stats, 'born', int(now))
+end
 return out

@@ -1,7 +1,8 @@
 -- claim: promote due scheduled jobs, then hand up to max_jobs queued jobs to one worker.
 -- ARGV: max_jobs, worker_id, lease_ms, promote_limit
--- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), then per claimed job:
---   id, body, attempt, token
+-- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter
+--   and the queue's birth time (the counter only grows and the birth never changes, unless
+--   Redis lost data), then per claimed job: id, body, attempt, token
 local max_jobs, worker, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 
@@ -11,10 +12,12 @@ for _, id in ipairs(due) do
   push_queued(id, read_meta(id).priority)
 end
 local first = redis.call('ZRANGE', K.scheduled, 0, 0, 'WITHSCORES')
-local out = {int(now), first[2] or '-1', 0}
+local out = {int(now), first[2] or '-1', 0, 0, ''}
 
 if redis.call('EXISTS', K.paused) == 1 then
   out[3] = 1
+  out[4] = redis.call('GET', K.seq) or '0'
+  out[5] = redis.call('HGET', K.stats, 'born') or ''
   return out
 end
 
@@ -39,4 +42,6 @@ end
 if (#popped > 0 or #due > 0) and redis.call('ZCARD', K.queued) > 0 then
   wake_one()
 end
+out[4] = redis.call('GET', K.seq) or '0'
+out[5] = redis.call('HGET', K.stats, 'born') or ''
 return out

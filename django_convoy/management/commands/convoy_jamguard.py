@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_convoy.conf import get_config
 from django_convoy.exceptions import RedisUnavailable
+from django_convoy.health import DataMarkWatch
 from django_convoy.queue import get_queue
 
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         if options["interval"] <= 0:
             raise CommandError("--interval must be > 0.")
         guarded = [get_queue(name) for name in queues or sorted(configured)]
+        self.data_marks = DataMarkWatch()
         while True:
             try:
                 self._round(guarded, drop=options["drop"], dry_run=options["dry_run"])
@@ -55,6 +57,11 @@ class Command(BaseCommand):
 
     def _round(self, queues: list, *, drop: bool, dry_run: bool) -> None:
         for queue in queues:
+            if self.data_marks.observe(queue.name, queue.data_marks()):
+                self.stderr.write(
+                    f"Redis lost convoy's data for queue {queue.name}: jobs queued or running "
+                    "before the loss may be gone (see the log for details)."
+                )
             if dry_run:
                 for job in queue.jammed_jobs():
                     self.stdout.write(

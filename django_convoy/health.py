@@ -1,0 +1,72 @@
+"""Notice when Redis cannot keep convoy's promises: lost data, or keys it may evict."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from .queue import DataMarks
+
+logger = logging.getLogger(__name__)
+
+SAFE_EVICTION_POLICIES = (
+    "noeviction",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
+
+
+class DataMarkWatch:
+    """Detect that Redis lost a queue's data by watching its ``DataMarks``.
+
+    A sequence counter that goes back, or a birth time that changes or vanishes, means the
+    server restarted without persistence, restored an older snapshot, failed over to a replica
+    that missed writes, or was flushed: jobs queued or running before that may be gone, and no
+    later write can tell. Say so loudly.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, DataMarks] = {}
+
+    def observe(self, queue: str, marks: DataMarks) -> bool:
+        """Record ``queue``'s marks; log CRITICAL and return True if they show a loss."""
+        last = self._seen.get(queue)
+        self._seen[queue] = marks
+        if last is None or (
+            marks.sequence >= last.sequence and marks.born in (last.born, "") or not last.born
+        ):
+            return False
+        logger.critical(
+            "Redis lost convoy's data for queue %s: its sequence counter went from %d to %d and "
+            "its birth mark from %r to %r (a restart without persistence, an older snapshot, a "
+            "failover to a stale replica, or a FLUSH). Jobs queued or running before that may "
+            "be lost.",
+            queue,
+            last.sequence,
+            marks.sequence,
+            last.born,
+            marks.born,
+        )
+        return True
+
+
+def eviction_policy(client: redis.Redis) -> str | None:
+    """Return Redis's maxmemory-policy, or None when the server will not say."""
+    try:
+        return client.info("memory").get("maxmemory_policy")
+    except redis.RedisError:
+        return None
+
+
+def eviction_warning(client: redis.Redis) -> str | None:
+    """Explain why Redis's eviction policy can lose jobs, or return None if it cannot."""
+    policy = eviction_policy(client)
+    if policy is None or policy in SAFE_EVICTION_POLICIES:
+        return None
+    return (
+        f"Redis's maxmemory-policy is {policy!r}: when memory runs out Redis may evict convoy's "
+        "keys and lose jobs. Set maxmemory-policy to 'noeviction' (or a volatile-* policy)."
+    )

@@ -1,0 +1,80 @@
+"""Convoy says loudly when Redis lost its data, and when Redis may evict its keys."""
+
+import logging
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from django_convoy import get_queue
+from django_convoy.checks import check_redis_eviction
+from django_convoy.health import DataMarkWatch
+from django_convoy.queue import DataMarks
+from tests.helpers import ThreadedWorker, wait_until
+
+
+def test_watch_reports_a_counter_that_went_back_or_a_new_birth(caplog):
+    watch = DataMarkWatch()
+    assert not watch.observe("q", DataMarks(5, "100"))
+    assert not watch.observe("q", DataMarks(9, "100"))
+    with caplog.at_level(logging.CRITICAL):
+        assert watch.observe("q", DataMarks(0, ""))
+        assert not watch.observe("q", DataMarks(3, ""))
+        assert not watch.observe("q", DataMarks(4, "200"))  # reborn: reported once, above
+        assert watch.observe("q", DataMarks(5, "300"))
+    assert "Redis lost convoy's data for queue q" in caplog.text
+    assert "went from 9 to 0" in caplog.text
+
+
+def test_worker_logs_a_wipe_of_redis_critically(redis_client, caplog):
+    queue = get_queue("default")
+    queue.add_job("before")
+    with caplog.at_level(logging.CRITICAL, logger="django_convoy"):
+        with ThreadedWorker("default"):
+            wait_until(lambda: queue.stats()["processed_total"] == 1)
+            redis_client.flushall()
+            queue.add_job("after-wipe")  # not needed to notice; the next claim does
+            wait_until(lambda: "Redis lost convoy's data for queue default" in caplog.text)
+
+
+def test_jamguard_reports_a_wipe_between_rounds(redis_client):
+    queue = get_queue("crashy")
+    queue.add_jobs(["a", "b"])
+    from django_convoy.management.commands.convoy_jamguard import Command
+
+    command = Command(stdout=StringIO(), stderr=StringIO())
+    command.data_marks = DataMarkWatch()
+    command._round([queue], drop=False, dry_run=False)
+    redis_client.flushall()
+    command._round([queue], drop=False, dry_run=False)
+    assert "Redis lost convoy's data for queue crashy" in command.stderr.getvalue()
+
+
+@pytest.mark.parametrize(
+    "policy, warns",
+    [
+        ("noeviction", False),
+        ("volatile-lru", False),
+        ("allkeys-lru", True),
+        ("allkeys-random", True),
+    ],
+)
+def test_deploy_check_warns_when_redis_may_evict_convoys_keys(redis_client, policy, warns):
+    redis_client.config_set("maxmemory-policy", policy)
+    try:
+        warnings = check_redis_eviction()
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+    assert [w.id for w in warnings] == (["convoy.W001"] if warns else [])
+    if warns:
+        assert f"maxmemory-policy is '{policy}'" in warnings[0].msg
+
+
+def test_check_deploy_runs_the_eviction_check(redis_client):
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    out = StringIO()
+    try:
+        call_command("check", "--deploy", stdout=out, stderr=out, fail_level="CRITICAL")
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+    assert "convoy.W001" in out.getvalue()
