@@ -351,3 +351,30 @@ def test_requeue_failed_gives_a_fresh_run(queue):
     assert (job.state, job.payload, job.attempts) == ("queued", {"k": 1}, 0)
     assert queue.requeue_failed() == ["b"]
     assert queue.stats()["failed"] == 0
+
+
+def test_failed_records_older_than_failed_ttl_are_dropped(settings):
+    convoy = {
+        **settings.CONVOY,
+        "QUEUES": {**settings.CONVOY["QUEUES"], "brief": {"FAILED_TTL": 0.05}},
+    }
+    settings.CONVOY = convoy
+    queue = get_queue("brief")
+    queue.add_jobs(["old", "new"])
+    old, new = queue.claim(2, "w").jobs
+    queue.fail(old, {"type": "E", "message": "m"})
+    time.sleep(0.1)
+    queue.fail(new, {"type": "E", "message": "m"})
+    assert queue.get_job("old") is None  # dropped with its body, meta and error
+    assert queue.get_job("new").state == "failed"
+    assert queue.add_job("old").added
+
+
+def test_errors_go_to_a_per_day_error_log_with_a_ttl(queue, redis_client):
+    queue.add_job("a")
+    (run,) = queue.claim(1, "w").jobs
+    queue.fail(run, {"type": "E", "message": "logged", "id": "a"})
+    (key,) = redis_client.keys("convoytest:{default}:errorlog:*")
+    assert key.endswith(time.strftime("%Y-%m-%d", time.gmtime()))
+    assert '"message": "logged"' in redis_client.lindex(key, 0)
+    assert 6 * 86400 < redis_client.ttl(key) <= 7 * 86400
