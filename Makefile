@@ -5,7 +5,7 @@ VENV := .venv
 VENV52 := .venv-dj52
 PYTEST_ARGS ?=
 
-.PHONY: test test-dj52 lint format demo clean
+.PHONY: test test-dj52 browser-deps screenshots lint format demo clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,27 @@ $(VENV52)/.installed: pyproject.toml
 	$(VENV52)/bin/python -m pip install -q -e '.[dev]' 'django>=5.2,<6'
 	touch $@
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser-deps
 	$(VENV)/bin/python -c 'import django, sys; print("Django", django.get_version(), "on Python", sys.version.split()[0])'
 	$(VENV)/bin/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-test-dj52: $(VENV52)/.installed
+test-dj52: $(VENV52)/.installed browser-deps
 	$(VENV52)/bin/python -c 'import django, sys; print("Django", django.get_version(), "on Python", sys.version.split()[0])'
 	$(VENV52)/bin/python -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# The admin's browser test drives Debian's chromium (playwright comes with the dev extra; its
+# own browser downloads are never used). Installed with apt-get when missing and we are root.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@test -x $(CHROMIUM) || if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "browser-deps: no $(CHROMIUM); run 'sudo apt-get install chromium' or the browser test is skipped"; \
+	fi
+
+# Retake docs/admin-overview.png and docs/admin-queue.png (the browser test takes them).
+screenshots: $(VENV)/.installed browser-deps
+	CONVOY_SCREENSHOTS=docs $(VENV)/bin/python -m pytest tests/browser -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

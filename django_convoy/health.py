@@ -6,7 +6,8 @@ import logging
 
 import redis
 
-from .queue import DataMarks
+from .cluster import data_nodes
+from .job import DataMarks
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,27 @@ class DataMarkWatch:
         return True
 
 
-def eviction_policy(client: redis.Redis) -> str | None:
-    """Return Redis's maxmemory-policy, or None when the server will not say."""
+def worker_alive(now_ms: int, beat: str | None, every: str | None) -> bool:
+    """Whether a worker whose last heartbeat was at ``beat`` (ms, Redis clock) is alive.
+
+    Gone means a beat missed twice over; ``every`` is the interval the worker announced.
+    """
     try:
-        return client.info("memory").get("maxmemory_policy")
+        return now_ms - int(beat) <= 2 * int(every or 0)
+    except (TypeError, ValueError):
+        return False
+
+
+def eviction_policy(client: redis.Redis) -> str | None:
+    """Return Redis's maxmemory-policy (a cluster's or Sentinel group's first unsafe one, if
+    any server has one), or None when the server will not say."""
+    try:
+        with data_nodes(client) as nodes:
+            policies = [node.info("memory").get("maxmemory_policy") for _, _, node in nodes]
     except redis.RedisError:
         return None
+    unsafe = [policy for policy in policies if policy not in SAFE_EVICTION_POLICIES]
+    return (unsafe or policies or [None])[0]
 
 
 def eviction_warning(client: redis.Redis) -> str | None:

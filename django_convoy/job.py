@@ -18,6 +18,15 @@ def from_ms(ms: str | int | float | None) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class DataMarks:
+    """What shows that Redis still holds a queue's data: a counter that only grows, and the
+    time the queue was first used, which never changes."""
+
+    sequence: int
+    born: str
+
+
+@dataclass(frozen=True)
 class AddResult:
     """What an add did: whether this call queued the id, and where the id is now."""
 

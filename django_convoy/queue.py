@@ -14,7 +14,17 @@ import redis
 from . import connection
 from .conf import QueueConfig, get_config
 from .exceptions import InvalidJob, JobNotFound, PayloadTooLarge, UnknownQueue
-from .job import AddResult, ClaimedJob, Job, RecoveredJob, decode_body, encode_body, from_ms
+from .health import worker_alive
+from .job import (
+    AddResult,
+    ClaimedJob,
+    DataMarks,
+    Job,
+    RecoveredJob,
+    decode_body,
+    encode_body,
+    from_ms,
+)
 from .keys import error_log_key, queue_keys, worker_key
 from .scripts import scripts_for
 
@@ -83,15 +93,6 @@ def retry_delay(attempt: int, backoff: float) -> float:
     """Seconds before retry number ``attempt``: doubled per attempt, jittered, at most an hour."""
     ceiling = min(RETRY_BACKOFF_CAP, backoff * 2 ** min(attempt - 1, 32))
     return ceiling * random.uniform(0.5, 1.0)
-
-
-@dataclass(frozen=True)
-class DataMarks:
-    """What shows that Redis still holds a queue's data: a counter that only grows, and the
-    time the queue was first used, which never changes."""
-
-    sequence: int
-    born: str
 
 
 @dataclass(frozen=True)
@@ -412,7 +413,7 @@ class Queue:
         return error_log_key(self.key_prefix, self.name, time.strftime("%Y-%m-%d", time.gmtime()))
 
     def _workers_alive(self, worker_ids: Iterable[str]) -> dict[str, bool]:
-        """Which workers still beat: a beat missed twice over means the worker is gone."""
+        """Which of these workers still send heartbeats."""
         ids = sorted(set(filter(None, worker_ids)))
         if not ids:
             return {}
@@ -424,7 +425,7 @@ class Queue:
             (seconds, micros), *beats = pipe.execute()
         now_ms = seconds * 1000 + micros // 1000
         return {
-            worker_id: beat is not None and now_ms - int(beat) <= 2 * int(every or 0)
+            worker_id: worker_alive(now_ms, beat, every)
             for worker_id, (beat, every) in zip(ids, beats, strict=True)
         }
 

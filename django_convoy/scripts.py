@@ -25,6 +25,7 @@ QUEUE_SCRIPTS = (
     "purge",
     "remove",
     "requeue",
+    "browse",
 )
 
 
@@ -52,6 +53,7 @@ class Scripts:
     purge: Script
     remove: Script
     requeue: Script
+    browse: Script
     heartbeat: Script
 
     def __init__(self, client: redis.Redis):

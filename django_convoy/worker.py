@@ -37,6 +37,8 @@ from .queue import Queue, get_queue
 logger = logging.getLogger(__name__)
 
 IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a stop is noticed
+BUSY_QUEUE_RECHECK_SECONDS = 0.05
+WORKER_RECORD_TTL_SECONDS = 3600
 REPORT_BATCH = 500
 POOLS = ("threads", "processes")
 
@@ -228,9 +230,15 @@ class Worker:
 
     def _block_for_work(self, next_due: float | None) -> None:
         timeout = IDLE_BLOCK_SECONDS if next_due is None else min(IDLE_BLOCK_SECONDS, next_due)
+        free = [name for name in self.queues if self._busy[name] < self.slots[name]]
+        if len(free) < len(self.queues):
+            # A busy queue's freed slot cannot end a wait in Redis: look again soon.
+            timeout = min(timeout, BUSY_QUEUE_RECHECK_SECONDS)
         if timeout <= 0:
             return
-        wake_keys = [q.keys.wake for q in self.queues.values()]
+        # Only the wake lists of queues that have room: a full queue's token is left for a
+        # worker that can take its job.
+        wake_keys = [self.queues[name].keys.wake for name in free]
         with connection.reporting_unavailable(self.client):
             self.client.blpop(wake_keys, timeout=timeout)
 
@@ -499,7 +507,9 @@ class Worker:
                 if r.executing
             ],
         }
-        ttl = max(10, int(self.keep_interval * 3) + 1)
+        # Kept as long as the registry remembers the worker, so that a dead worker's host, pid
+        # and counts stay visible; whether it is alive is read from its beat (health.py).
+        ttl = WORKER_RECORD_TTL_SECONDS
         with connection.reporting_unavailable(self.client):
             next(iter(self.queues.values())).scripts.heartbeat(
                 keys=[workers_registry_key(self.key_prefix), worker_key(self.key_prefix, self.id)],

@@ -192,3 +192,21 @@ def test_idle_worker_wakes_on_a_new_job_without_polling(redis_client):
         latency = time.monotonic() - started
     assert idle_calls <= 3  # one claim per idle block of a second, not a polling loop
     assert latency < 0.5
+
+
+def test_worker_with_a_full_queue_and_an_idle_one_claims_as_soon_as_a_slot_frees():
+    for key in "abcd":
+        tasks.crashy.enqueue(key, 0.05)
+    started = time.monotonic()
+    with ThreadedWorker("crashy", "default", concurrency=1):
+        wait_until(lambda: get_queue("crashy").stats()["processed_total"] == 4, timeout=10)
+        elapsed = time.monotonic() - started
+    # Blocking on the idle queue's wake list for its full second per job would take >= 3 s.
+    assert elapsed < 2.0
+
+
+def test_a_dead_workers_record_outlives_its_heartbeats(redis_client):
+    with ThreadedWorker("default") as worker:
+        key = worker_key("convoytest", worker.id)
+        wait_until(lambda: redis_client.exists(key))
+        assert redis_client.ttl(key) > 600

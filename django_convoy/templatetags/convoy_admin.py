@@ -1,0 +1,42 @@
+"""Template helpers of the dashboard: durations, and moments in the current time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import formats, timezone
+from django.utils.html import format_html
+
+from .. import display
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """Render seconds as a short duration, e.g. '4 min 3 s'."""
+    return display.duration(seconds)
+
+
+@register.simple_tag
+def moment(value: datetime | None) -> str:
+    """Render a time as the admin does: in the current time zone, in the locale's format.
+
+    The tooltip and the ``datetime`` attribute give it to the second, with its UTC offset.
+    """
+    if value is None:
+        return "—"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(timespec="seconds"),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        formats.localize(local),
+    )
+
+
+@register.filter
+def count(value: int) -> str:
+    """Render a count with the locale's thousand separator (live.js formats the same way)."""
+    return formats.number_format(value, force_grouping=True)

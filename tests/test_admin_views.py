@@ -1,0 +1,284 @@
+"""The dashboard's pages, read through the Django test client against the real redis-server."""
+
+import json
+import re
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from django_convoy import get_queue
+from django_convoy.keys import workers_registry_key
+from tests.admin_helpers import OVERVIEW, beat, claim, fail, jam, job_url, queue_url
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def default():
+    return get_queue("default")
+
+
+def stat(html: str, queue: str, field: str) -> str:
+    """The text of the element the live refresh keeps up to date for queue:field."""
+    match = re.search(rf'data-stat="{queue}:{field}"[^>]*>([^<]*)<', html)
+    assert match, f"no {queue}:{field} on the page"
+    return match[1]
+
+
+def test_admin_index_lists_convoy_queues_linking_to_the_overview(admin_client):
+    html = admin_client.get("/admin/").content.decode()
+    assert "Convoy" in html
+    assert f'href="{OVERVIEW}"' in html
+    assert "django_convoy/queue/add/" not in html  # queues come from settings
+
+
+def test_overview_shows_every_configured_queue_with_its_counts(admin_client, default):
+    default.add_jobs(["a", "b", "c"])
+    default.add_job("later", delay=60)
+    html = admin_client.get(OVERVIEW).content.decode()
+    for name in ("monsterTrucks", "default", "fast", "retrying", "tiny", "crashy"):
+        assert f'data-queue="{name}"' in html
+    assert stat(html, "default", "queued") == "3"
+    assert stat(html, "default", "scheduled") == "1"
+    assert stat(html, "monsterTrucks", "queued") == "0"
+
+
+def test_overview_counts_processing_jammed_failed_and_totals(admin_client, default):
+    fail(default, "broken")
+    claim(default, "running")
+    jam(default, "stuck")
+    html = admin_client.get(OVERVIEW).content.decode()
+    assert stat(html, "default", "failed") == "1"
+    assert stat(html, "default", "processing") == "1"
+    assert stat(html, "default", "jammed") == "1"
+    assert stat(html, "default", "failed_total") == "1"
+    assert stat(html, "default", "processed_total") == "0"
+
+
+def test_overview_draws_the_last_hour_of_throughput_as_svg(admin_client, default, redis_client):
+    minute = int(time.time() // 60)
+    redis_client.hset(default.keys.throughput, f"processed:{minute - 1}", 40)
+    redis_client.hset(default.keys.throughput, f"failed:{minute}", 10)
+    redis_client.hset(default.keys.throughput, f"processed:{minute - 90}", 999)  # over an hour
+    html = admin_client.get(OVERVIEW).content.decode()
+    assert "default, last hour: 40 processed, 10 failed (busiest minute: 40)" in html
+    points = re.search(r'data-chart="default:processed" points="([^"]+)"', html)[1].split()
+    assert len(points) == 60
+    assert points[-2].endswith(",2.0")  # the busiest minute reaches the top
+    assert points[-1].endswith(",46.0")
+
+
+def test_overview_shows_live_workers_with_host_pid_queues_and_current_jobs(admin_client, default):
+    info = {
+        "host": "wash-bay-1",
+        "pid": 4242,
+        "queues": ["default", "monsterTrucks"],
+        "concurrency": {"default": 1, "monsterTrucks": 10},
+        "processed": 17,
+        "failed": 2,
+        "stopping": False,
+        "current": [{"queue": "default", "id": "truck-7", "attempt": 1, "running_for": 1.5}],
+    }
+    beat(default, "wash-bay-1.4242.abc", info)
+    html = admin_client.get(OVERVIEW).content.decode()
+    row = re.search(r'<tr class="convoy-worker online">.*?</tr>', html, re.S)[0]
+    for text in ("wash-bay-1.4242.abc", "wash-bay-1", "4242", "default, monsterTrucks"):
+        assert text in row
+    assert "default: truck-7 (1.5 s)" in row
+    assert "17 processed, 2 failed" in row
+
+
+def test_a_worker_whose_heartbeat_stopped_is_shown_as_gone(admin_client, default, redis_client):
+    beat(default, "stale.1.abc", {"host": "stale", "pid": 1, "queues": ["default"]}, every_ms=1)
+    vanished = int(time.time() * 1000) - 120_000
+    redis_client.zadd(workers_registry_key(default.key_prefix), {"vanished.2.def": vanished})
+    time.sleep(0.01)
+    html = admin_client.get(OVERVIEW).content.decode()
+    gone = re.findall(r'<tr class="convoy-worker gone">.*?</tr>', html, re.S)
+    assert len(gone) == 2
+    assert any("stale.1.abc" in row for row in gone)
+    vanished_row = next(row for row in gone if "vanished.2.def" in row)
+    assert "2 min" in vanished_row  # heartbeat age, from the registry
+
+
+def test_statistics_json_has_counts_charts_and_workers(admin_client, default):
+    default.add_job("a")
+    beat(default, "w.1.a", {"host": "h", "pid": 1, "queues": ["default"], "current": []})
+    response = admin_client.get(f"{OVERVIEW}statistics.json")
+    assert response["Content-Type"] == "application/json"
+    assert "no-cache" in response["Cache-Control"]
+    data = response.json()
+    queue = next(q for q in data["queues"] if q["name"] == "default")
+    assert queue["queued"] == 1 and queue["paused"] is False
+    assert len(queue["processed_per_minute"]) == 60
+    assert set(queue["chart"]) == {"processed", "failed", "title"}
+    (worker,) = data["workers"]
+    assert worker["alive"] is True and worker["display"]["status"] == "online"
+    assert data["paused_queues"] == []
+
+
+def test_queue_page_lists_queued_jobs_in_queue_order(admin_client, default):
+    default.add_jobs(["low-1", "low-2"], priority=-5)
+    default.add_job("urgent", priority=50)
+    default.add_job("normal")
+    html = admin_client.get(queue_url("default")).content.decode()
+    ids = re.findall(r'<th scope="row"><a href="[^"]+">([^<]+)</a>', html)
+    assert ids == ["urgent", "normal", "low-1", "low-2"]
+
+
+def test_queue_page_is_paginated_from_redis(admin_client, default):
+    default.add_jobs([f"job-{n:03}" for n in range(120)])
+    html = admin_client.get(queue_url("default") + "?page=3").content.decode()
+    ids = re.findall(r'<th scope="row"><a href="[^"]+">(job-\d+)</a>', html)
+    assert ids == [f"job-{n:03}" for n in range(100, 120)]
+    assert "Jobs 101–120 of 120 queued" in html
+    assert '<span class="this-page">3</span>' in html
+
+
+def test_a_page_past_the_end_shows_the_last_page(admin_client, default):
+    default.add_jobs([f"job-{n}" for n in range(3)])
+    html = admin_client.get(queue_url("default") + "?page=999").content.decode()
+    assert "Jobs 1–3 of 3 queued" in html
+
+
+def test_processing_tab_shows_worker_started_and_lease(admin_client, default):
+    claim(default, "running", worker="bay-2.77.fff")
+    html = admin_client.get(queue_url("default", "processing")).content.decode()
+    assert "running" in html and "bay-2.77.fff" in html
+    assert "left)" in html  # time left on the lease
+
+
+def test_jammed_tab_shows_how_long_past_its_lease(admin_client, default):
+    jam(default, "stuck", seconds_ago=125)
+    claim(default, "fine")
+    html = admin_client.get(queue_url("default", "jammed")).content.decode()
+    assert "stuck" in html and ">fine<" not in html
+    assert re.search(r'class="convoy-alert">2 min [56] s<', html)
+
+
+def test_scheduled_tab_shows_when_each_job_is_due(admin_client, default):
+    default.add_job("later", delay=600)
+    html = admin_client.get(queue_url("default", "scheduled")).content.decode()
+    assert "later" in html and re.search(r"\(in (9|10) min", html)
+
+
+def test_failed_tab_shows_error_attempts_and_newest_first(admin_client, default):
+    fail(default, "first", message="first broke")
+    time.sleep(0.002)
+    fail(default, "second", message="second broke")
+    html = admin_client.get(queue_url("default", "failed")).content.decode()
+    assert html.index(">second<") < html.index(">first<")
+    assert "builtins.ValueError</strong>: second broke" in html
+
+
+def test_listing_escapes_payload_previews(admin_client, default):
+    default.add_job("xss", {"html": "<script>alert(1)</script>"})
+    html = admin_client.get(queue_url("default")).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_unknown_queue_and_unknown_state_are_404(admin_client):
+    assert admin_client.get(queue_url("nope")).status_code == 404
+    assert admin_client.get(queue_url("default", "done")).status_code == 404
+
+
+def test_job_page_shows_payload_as_pretty_json_escaped(admin_client, default):
+    default.add_job("xss", {"html": "<script>alert('x')</script>", "wheels": 4})
+    response = admin_client.get(job_url("default", "xss"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<script>alert(" not in html
+    payload = re.search(r'<pre class="convoy-code" id="convoy-payload">(.*?)</pre>', html, re.S)[1]
+    assert payload == (
+        "{\n  &quot;html&quot;: &quot;&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&quot;,"
+        "\n  &quot;wheels&quot;: 4\n}"
+    )
+
+
+def test_job_page_shows_state_attempts_worker_and_last_error_with_traceback(admin_client, default):
+    fail(default, "broken", {"n": 1}, message="no <soap>")
+    html = admin_client.get(job_url("default", "broken")).content.decode()
+    assert 'id="convoy-job-state">failed<' in html
+    assert '<th scope="row">Attempts</th><td>1</td>' in html
+    assert "no &lt;soap&gt;" in html
+    assert "test-host.1.abc" in html
+    assert re.search(r'id="convoy-traceback">Traceback \(most recent call last\)', html)
+
+
+def test_job_page_shows_times_in_the_current_time_zone(admin_client, default):
+    default.add_job("tz")
+    with override_settings(TIME_ZONE="Asia/Kathmandu"):
+        html = admin_client.get(job_url("default", "tz")).content.decode()
+    stamp = re.search(r'<time datetime="([^"]+)"', html)[1]
+    assert stamp.endswith("+05:45")
+    enqueued = default.get_job("tz").enqueued_at
+    assert stamp == timezone.localtime(enqueued, ZoneInfo("Asia/Kathmandu")).isoformat(
+        timespec="seconds"
+    )
+
+
+def test_job_ids_with_slashes_and_unicode_round_trip_through_urls(admin_client, default):
+    odd = "trucks/7 ünïcode_5F?#%"
+    default.add_job(odd, {"ok": True})
+    queue_html = admin_client.get(queue_url("default")).content.decode()
+    link = re.search(r'<th scope="row"><a href="([^"]+)">', queue_html)[1]
+    html = admin_client.get(link).content.decode()
+    assert "<code>trucks/7 ünïcode_5F?#%</code>" in html
+
+
+def test_job_page_of_a_job_that_is_gone_says_so_with_404(admin_client):
+    response = admin_client.get(job_url("default", "finished"))
+    assert response.status_code == 404
+    assert "it finished (its id was released), was deleted, or never existed" in (
+        response.content.decode()
+    )
+
+
+def test_find_opens_the_job_when_one_queue_holds_the_id(admin_client, default):
+    default.add_job("truck-7")
+    response = admin_client.get(f"{OVERVIEW}find/", {"id": "truck-7"})
+    assert response.status_code == 302
+    assert response["Location"] == job_url("default", "truck-7")
+
+
+def test_find_lists_every_queue_holding_the_id_with_its_state(admin_client, default):
+    default.add_job("truck-7")
+    fail(get_queue("monsterTrucks"), "truck-7")
+    html = admin_client.get(f"{OVERVIEW}find/", {"id": "truck-7"}).content.decode()
+    assert 'convoy-badge queued">queued<' in html
+    assert 'convoy-badge failed">failed<' in html
+
+
+def test_find_says_when_no_queue_holds_the_id(admin_client):
+    html = admin_client.get(f"{OVERVIEW}find/", {"id": "ghost"}).content.decode()
+    assert "No queue holds a job with the id <code>ghost</code>" in html
+
+
+def test_find_explains_an_invalid_id(admin_client):
+    html = admin_client.get(f"{OVERVIEW}find/", {"id": "x" * 2000}).content.decode()
+    assert "A job id must be 1 to 1024 bytes of UTF-8, not 2000." in html
+
+
+@pytest.mark.parametrize(
+    "url",
+    [OVERVIEW, queue_url("default"), job_url("default", "a"), f"{OVERVIEW}find/?id=none"],
+    ids=["overview", "queue", "job", "find"],
+)
+def test_a_paused_queue_is_shown_on_every_page(admin_client, url):
+    get_queue("default").add_jobs(["a", "b"])
+    get_queue("monsterTrucks").pause()
+    html = admin_client.get(url).content.decode()
+    banner = re.search(r'<ul class="messagelist convoy-paused"( hidden)?>(.*?)</ul>', html, re.S)
+    assert banner[1] is None
+    assert "<strong data-paused-list>monsterTrucks</strong>" in banner[2]
+
+
+def test_pages_load_the_live_refresh_pointing_at_the_json_endpoint(admin_client):
+    html = admin_client.get(OVERVIEW).content.decode()
+    assert f'data-url="{OVERVIEW}statistics.json"' in html
+    assert "django_convoy/live.js" in html
+    assert json.loads(admin_client.get(f"{OVERVIEW}statistics.json").content)["queues"]
