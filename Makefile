@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 $(VENV52)/.installed: pyproject.toml
 	test -x $(VENV52)/bin/python || $(PYTHON_DEFAULT) -m venv $(VENV52)
 	$(VENV52)/bin/python -m pip install -q -U pip
-	$(VENV52)/bin/python -m pip install -q -e '.[dev]' 'django>=5.2,<6'
+	$(VENV52)/bin/python -m pip install -q -e '.[dev,tasks]' 'django>=5.2,<6'
 	touch $@
 
 test: $(VENV)/.installed browser-deps

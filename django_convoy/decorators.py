@@ -14,11 +14,16 @@ from typing import Any
 
 from django.db import transaction
 
-from .job import AddResult
+from .job import AddResult, ClaimedJob
 from .queue import check_add_options, encode_payload, get_queue, normalise_id
+
+# How a worker runs the job of an integration's task: given the claimed job, its payload and
+# the worker's id, return the call that executes it.
+Runner = Callable[[ClaimedJob, Any, str], Callable[[], Any]]
 
 _tasks: dict[str, ConvoyTask] = {}
 _processors: dict[str, Callable[[str, Any], Any]] = {}
+_runners: dict[str, Runner] = {}
 
 
 def registered_tasks() -> dict[str, ConvoyTask]:
@@ -29,6 +34,20 @@ def registered_tasks() -> dict[str, ConvoyTask]:
 def registered_processors() -> dict[str, Callable[[str, Any], Any]]:
     """Return the functions that process plain ``add_job`` jobs, by queue name."""
     return dict(_processors)
+
+
+def register_runner(name: str, runner: Runner) -> None:
+    """Let workers run the jobs whose body names task ``name`` through ``runner``.
+
+    For integrations whose tasks need more than a call, such as the Django Tasks backend,
+    which records each attempt's result (``backends.py``).
+    """
+    _runners[name] = runner
+
+
+def registered_runners() -> dict[str, Runner]:
+    """Return the runners registered with ``register_runner``, by task name."""
+    return dict(_runners)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from typing import Any
 from django.db import close_old_connections
 
 from .context import JobContext, _current
-from .decorators import registered_processors, registered_tasks
+from .decorators import registered_processors, registered_runners, registered_tasks
 from .exceptions import ConvoyError, UnknownTask
 from .job import ClaimedJob, decode_body
 
 
-def resolve(job: ClaimedJob) -> Callable[[], Any]:
+def resolve(job: ClaimedJob, worker: str) -> Callable[[], Any]:
     """Find what runs ``job`` among registered tasks; never import a name read from Redis."""
     try:
         task_name, payload = decode_body(job.body)
@@ -35,6 +35,9 @@ def resolve(job: ClaimedJob) -> Callable[[], Any]:
                 "processor; register one with @convoy_processor."
             )
         return lambda: processor(job.id, payload)
+    runner = registered_runners().get(task_name)
+    if runner is not None:
+        return runner(job, payload, worker)
     task = registered_tasks().get(task_name)
     if task is None:
         raise UnknownTask(
@@ -76,11 +79,11 @@ def execute(job: ClaimedJob, worker: str) -> tuple[dict[str, Any] | None, bool |
     connections are handled around the job as Django handles them around a request.
     """
     context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
-    close_old_connections()
     started = time.perf_counter()
     error, final = None, None
     try:
-        resolve(job)()
+        close_old_connections()
+        resolve(job, worker)()
     except BaseException as exc:  # noqa: B036 - a job must never take its thread down
         final = True if isinstance(exc, ConvoyError) else None
         error = error_record(job, exc, "error", worker)

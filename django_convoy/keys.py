@@ -35,6 +35,11 @@ def queue_keys(prefix: str, queue: str) -> QueueKeys:
     return QueueKeys(*(base + field for field in QueueKeys._fields))
 
 
+def task_result_key(prefix: str, queue: str, result_id: str) -> str:
+    """Return the HASH of one run's result of a Django task (see ``results.py``); it expires."""
+    return f"{prefix}:{{{queue}}}:taskresult:{result_id}"
+
+
 def error_log_key(prefix: str, queue: str, day: str) -> str:
     """Return the key of the per-day error log (a capped LIST with a TTL) of ``queue``."""
     return f"{prefix}:{{{queue}}}:errorlog:{day}"

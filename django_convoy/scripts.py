@@ -26,6 +26,11 @@ QUEUE_SCRIPTS = (
     "remove",
     "requeue",
     "browse",
+    # Django's Tasks framework backend (backends.py, results.py): runs and their results.
+    "task_add",
+    "task_start",
+    "task_finish",
+    "task_result",
 )
 
 
@@ -54,6 +59,10 @@ class Scripts:
     remove: Script
     requeue: Script
     browse: Script
+    task_add: Script
+    task_start: Script
+    task_finish: Script
+    task_result: Script
     heartbeat: Script
 
     def __init__(self, client: redis.Redis):

@@ -25,6 +25,13 @@ DATABASES = {
     }
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+from tests.djtasks import config as _djtasks  # noqa: E402  (Django's Tasks framework)
+
+if _djtasks.AVAILABLE:
+    INSTALLED_APPS += _djtasks.APPS
+    TASKS = _djtasks.TASKS
+DATABASES["postgres"] = _djtasks.POSTGRES
 CONVOY = {
     "REDIS_URL": os.environ["REDIS_URL"],
     "KEY_PREFIX": "convoytest",
