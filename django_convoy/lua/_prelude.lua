@@ -166,3 +166,14 @@ local function finish_failed(id, now, failed_ttl_ms)
   trim_failed(now, failed_ttl_ms)
   return 'failed'
 end
+
+-- Django Tasks runs (task_*.lua): the result id a stored body carries, or ''. pcall: a body
+-- added by other code may not be JSON at all.
+local function result_of(stored)
+  local ok, data = pcall(cjson.decode, stored or '')
+  if ok and type(data) == 'table' and type(data.payload) == 'table'
+      and type(data.payload.result) == 'string' then
+    return data.payload.result
+  end
+  return ''
+end

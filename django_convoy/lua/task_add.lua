@@ -14,16 +14,6 @@ local due, priority, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[
 local result = KEYS[15]
 local now = now_ms()
 
--- The result id in a stored body; pcall: a body added by other code may not be JSON at all.
-local function result_of(stored)
-  local ok, data = pcall(cjson.decode, stored or '')
-  if ok and type(data) == 'table' and type(data.payload) == 'table'
-      and type(data.payload.result) == 'string' then
-    return data.payload.result
-  end
-  return ''
-end
-
 local function create_result(waits_ms)
   redis.call('HSET', result, 'job', id, 'body', body, 'enqueued', int(now), 'status', 'READY')
   redis.call('PEXPIRE', result, int(keep + math.max(0, waits_ms)))

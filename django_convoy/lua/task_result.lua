@@ -11,15 +11,6 @@ local fields = redis.call('HGETALL', result)
 if #fields == 0 then return {} end
 local now = now_ms()
 
-local function result_of(stored)
-  local ok, data = pcall(cjson.decode, stored or '')
-  if ok and type(data) == 'table' and type(data.payload) == 'table'
-      and type(data.payload.result) == 'string' then
-    return data.payload.result
-  end
-  return ''
-end
-
 local out = {int(now), '', '', 0, ''}
 local id = redis.call('HGET', result, 'job')
 local state = id and state_of(id, now)
