@@ -5,7 +5,7 @@ VENV := .venv
 VENV52 := .venv-dj52
 PYTEST_ARGS ?=
 
-.PHONY: test test-dj52 browser-deps screenshots lint format demo clean
+.PHONY: test test-dj52 browser-deps screenshots lint format demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ format: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python testproject/demo.py
+
+# One table of throughput, latency and memory, against a private redis-server (~4 min).
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV52) testproject/var .pytest_cache

@@ -1,0 +1,55 @@
+"""The jobs the benchmarks run: no-ops, and probes that record when they started.
+
+The probes write to plain Redis lists of the benchmark's private server with a client of
+their own, after taking their timestamps, so that recording costs the measurement nothing.
+Times are ``time.monotonic_ns()``: one system-wide clock on Linux, shared by the producer
+and the worker processes, so start minus enqueue is a true interval.
+"""
+
+import os
+import random
+import time
+
+import redis
+
+from django_convoy import convoy_processor, convoy_task, current_job
+
+LATENCY_KEY = "bench:latency"  # "<t0 ns> <started ns>" per job
+RUNS_KEY = "bench:runs"  # "<id> <token> <started ns> <ended ns>" per run
+
+_recorder: redis.Redis | None = None
+
+
+def recorder() -> redis.Redis:
+    """A client of the benchmark's server, separate from convoy's (created on first use)."""
+    global _recorder
+    if _recorder is None:
+        _recorder = redis.Redis.from_url(os.environ["REDIS_URL"])
+    return _recorder
+
+
+@convoy_task(queue="bench")
+def noop() -> None:
+    """Do nothing: what W2 drains."""
+
+
+@convoy_processor("bench")
+def noop_plain(job_id: str, payload: object) -> None:
+    """Do nothing with a plain ``add_job`` job (W1, W1b and W5 add them)."""
+
+
+@convoy_processor("latency")
+def latency_probe(job_id: str, payload: dict) -> None:
+    """Record when this job started against when its producer called ``add_job`` (W3)."""
+    started = time.monotonic_ns()
+    recorder().rpush(LATENCY_KEY, f"{payload['t0']} {started}")
+
+
+@convoy_task(queue="unique", job_id=lambda key: f"u-{key}")
+def contended(key: int) -> None:
+    """Hold the id for up to 2 ms and record the run's interval, to find overlaps (W4)."""
+    job = current_job()
+    started = time.monotonic_ns()
+    time.sleep(random.uniform(0, 0.002))
+    ended = time.monotonic_ns()
+    recorder().rpush(RUNS_KEY, f"{job.id} {job.token} {started} {ended}")

@@ -1,0 +1,89 @@
+"""W1: one producer adds 20,000 unique ids, one ``Queue.add_job`` call each.
+
+Target: at least 90% of the rate of a plain redis-py PING loop (one round trip per call is
+the floor for one call per job), with exactly one round trip per job. Slices of 1,000 adds
+alternate with slices of 1,000 PINGs in the same process, so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from typing import Any
+
+from benchmarks.common import (
+    Yardstick,
+    client_for,
+    command_calls,
+    flush,
+    progress,
+    round_trips,
+    script_main,
+    summarise,
+)
+
+SLICE = 1000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument(
+        "--api",
+        choices=("add_job", "enqueue"),
+        default="add_job",
+        help="Queue.add_job(id), or a @convoy_task's enqueue() (the task API)",
+    )
+
+
+def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
+    """``options.repeat`` runs, each against an empty server."""
+    from benchmarks.tasks import contended
+    from django_convoy import get_queue
+
+    client = client_for(url)
+    runs = []
+    for run in range(options.repeat):
+        flush(client)
+        queue = get_queue("bench")
+        queue.add_job("warm-up")  # loads the script: not part of the steady state
+        yardstick = Yardstick(url)
+        client.config_resetstat()
+        seconds = cpu = 0.0
+        for start in range(0, options.jobs, SLICE):
+            yardstick.ping(SLICE)
+            ids = range(start, min(start + SLICE, options.jobs))
+            cpu_began, began = time.process_time(), time.perf_counter()
+            if options.api == "add_job":
+                for i in ids:
+                    queue.add_job(f"w1-{run}-{i}")
+            else:
+                for i in ids:
+                    contended.enqueue(i)
+            seconds += time.perf_counter() - began
+            cpu += time.process_time() - cpu_began
+        calls = command_calls(client)
+        trips = round_trips(calls, Counter({"ping": yardstick.calls}))
+        script_us = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+        yardstick.close()
+        rate = options.jobs / seconds
+        runs.append(
+            {
+                "jobs_per_s": rate,
+                "ping_per_s": yardstick.rate,
+                "vs_ping": rate / yardstick.rate,
+                "round_trips_per_job": trips / options.jobs,
+                "client_cpu_us_per_job": 1e6 * cpu / options.jobs,
+                "script_us_per_call": float(script_us),
+                "redis_peak_bytes": int(client.info("memory")["used_memory_peak"]),
+            }
+        )
+        progress(
+            f"  W1 {options.api}: {rate:,.0f} jobs/s = {rate / yardstick.rate:.0%} "
+            f"of PING {yardstick.rate:,.0f}/s"
+        )
+    return summarise(runs)
+
+
+if __name__ == "__main__":
+    script_main(__doc__.splitlines()[0], measure, add_arguments)
