@@ -5,7 +5,7 @@ VENV := .venv
 VENV52 := .venv-dj52
 PYTEST_ARGS ?=
 
-.PHONY: test test-dj52 browser-deps screenshots lint format demo bench clean
+.PHONY: test test-cluster soak test-dj52 browser-deps screenshots lint format demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ $(VENV52)/.installed: pyproject.toml
 test: $(VENV)/.installed browser-deps
 	$(VENV)/bin/python -c 'import django, sys; print("Django", django.get_version(), "on Python", sys.version.split()[0])'
 	$(VENV)/bin/python -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# tests/cluster against a real local Redis Cluster (3 primaries + 3 replicas) and Sentinel group,
+# with failovers and a slot migration (~2 min on 2 cores, so not part of `make test`).
+test-cluster: $(VENV)/.installed
+	CONVOY_CLUSTER_TESTS=1 $(VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
+
+# tests/faults' long tier: thousands of jobs under a kill storm, 8 x 5,000 adds, a longer
+# model test (~10 min on 2 cores). `make test` runs the fast tier of the same scenarios.
+soak: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/faults -m slow $(PYTEST_ARGS)
 
 test-dj52: $(VENV52)/.installed browser-deps
 	$(VENV52)/bin/python -c 'import django, sys; print("Django", django.get_version(), "on Python", sys.version.split()[0])'

@@ -52,11 +52,34 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[Warning
 
     if find_problems(getattr(settings, "CONVOY", None)):
         return []  # check_settings reports those
-    client = connection.get_client()
     try:
+        client = connection.get_client()  # a cluster client connects as it is made
         with connection.reporting_unavailable(client):
             client.ping()
     except RedisUnavailable as exc:
         return [Warning(f"Could not check Redis's eviction policy: {exc}", id="convoy.W002")]
     warning = eviction_warning(client)
     return [Warning(warning, id="convoy.W001")] if warning else []
+
+
+@register("convoy", deploy=True)
+def check_replication(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Warn where a Cluster or Sentinel server keeps no persistence (W003), and where
+    WAIT_REPLICAS asks for more replicas than a primary has (W004). Talks to Redis."""
+    from . import connection
+    from .cluster import replication_warnings
+    from .conf import get_config
+    from .exceptions import RedisUnavailable
+
+    if find_problems(getattr(settings, "CONVOY", None)):
+        return []
+    config = get_config()
+    if config.topology is None and not config.wait_replicas:
+        return []
+    try:
+        client = connection.get_client()
+        with connection.reporting_unavailable(client):
+            found = replication_warnings(client, config.topology is not None, config.wait_replicas)
+    except RedisUnavailable:
+        return []  # check_redis_eviction reports it (convoy.W002)
+    return [Warning(msg, hint=hint, id=code) for code, msg, hint in found]

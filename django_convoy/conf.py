@@ -17,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .topology import is_topology_url, parse_nodes, parse_url, topology_from_settings
+
 QUEUE_DEFAULTS: dict[str, Any] = {
     "CONCURRENCY": 1,
     "JOB_TIMEOUT": 5.0,
@@ -39,6 +41,10 @@ QUEUE_RULES: dict[str, tuple[tuple[type, ...], float, bool]] = {
     "MAX_PAYLOAD_BYTES": ((int,), 1, True),
 }
 TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTIONS")
+# Redis Cluster, Sentinel, and waiting for replicas (topology.py, cluster.py, replication.py).
+TOPOLOGY_KEYS = ("CLUSTER_NODES", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_OPTIONS")
+WAIT_KEYS = ("WAIT_REPLICAS", "WAIT_TIMEOUT_MS")
+TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 
@@ -67,6 +73,9 @@ class ConvoyConfig:
     connection: str | None = None
     key_prefix: str = "convoy"
     redis_options: dict[str, Any] = field(default_factory=dict)
+    topology: Any = None  # cluster.Topology for a Redis Cluster or a Sentinel group, else None
+    wait_replicas: int = 0  # WAIT for this many replicas after each write (0: do not wait)
+    wait_timeout_ms: int = 500
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,7 @@ def find_problems(raw: Any) -> list[Problem]:
         if key not in TOP_LEVEL_KEYS
     ]
     problems += _connection_problems(raw)
+    problems += _topology_problems(raw) + _wait_problems(raw)
     prefix = raw.get("KEY_PREFIX", "convoy")
     if not isinstance(prefix, str) or not KEY_PREFIX.match(prefix):
         problems.append(
@@ -136,6 +146,12 @@ def find_problems(raw: Any) -> list[Problem]:
 
 def _connection_problems(raw: dict) -> list[Problem]:
     url, alias = raw.get("REDIS_URL"), raw.get("CONNECTION")
+    nodes = [key for key in ("CLUSTER_NODES", "SENTINELS") if raw.get(key) is not None]
+    if nodes and (url is not None or alias is not None or len(nodes) > 1):
+        given = [key for key in ("REDIS_URL", "CONNECTION", *nodes) if raw.get(key) is not None]
+        return [Problem("convoy.E003", f"CONVOY sets {' and '.join(given)}; set one.")]
+    if nodes:
+        return []  # _topology_problems checks them
     if url is None and alias is None:
         return [
             Problem(
@@ -148,13 +164,16 @@ def _connection_problems(raw: dict) -> list[Problem]:
     if url is not None and alias is not None:
         return [Problem("convoy.E003", "CONVOY sets both REDIS_URL and CONNECTION; set one.")]
     if url is not None and (
-        not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))
+        not isinstance(url, str)
+        or not url.startswith(("redis://", "rediss://", "unix://"))
+        and not is_topology_url(url)
     ):
         return [
             Problem(
                 "convoy.E003",
                 "CONVOY['REDIS_URL'] is not a Redis URL.",
-                "It must start with redis://, rediss:// or unix://.",
+                "It must start with redis://, rediss://, unix://, redis+cluster://, "
+                "rediss+cluster://, redis+sentinel:// or rediss+sentinel://.",
             )
         ]
     if alias is not None:
@@ -177,6 +196,87 @@ def _connection_problems(raw: dict) -> list[Problem]:
                 )
             ]
     return []
+
+
+def _topology_problems(raw: dict) -> list[Problem]:
+    """Problems of the Redis Cluster (E014) and Sentinel (E015) settings."""
+    url, sentinel = raw.get("REDIS_URL"), raw.get("SENTINELS") is not None
+    if is_topology_url(url):
+        try:
+            sentinel = parse_url(url).kind == "sentinel"
+        except ValueError as exc:
+            if "+cluster" in url.split("://")[0]:
+                return [Problem("convoy.E014", str(exc), 'e.g. "redis+cluster://h1:7000,h2:7000"')]
+            return [Problem("convoy.E015", str(exc), 'e.g. "redis+sentinel://h1:26379/mymaster/0"')]
+    problems = []
+    if raw.get("CLUSTER_NODES") is not None:
+        try:
+            parse_nodes(raw["CLUSTER_NODES"], "cluster", "CONVOY['CLUSTER_NODES']")
+        except ValueError as exc:
+            problems.append(
+                Problem("convoy.E014", str(exc), 'e.g. "CLUSTER_NODES": ["10.0.0.1:7000"]')
+            )
+    if raw.get("SENTINELS") is not None:
+        try:
+            parse_nodes(raw["SENTINELS"], "sentinel", "CONVOY['SENTINELS']")
+        except ValueError as exc:
+            problems.append(
+                Problem("convoy.E015", str(exc), 'e.g. "SENTINELS": ["10.0.0.1:26379"]')
+            )
+        service = raw.get("SENTINEL_SERVICE")
+        if not isinstance(service, str) or not service:
+            problems.append(
+                Problem(
+                    "convoy.E015",
+                    f"CONVOY['SENTINEL_SERVICE'] must name the Sentinel service (the master "
+                    f"name the sentinels monitor), not {service!r}.",
+                    'e.g. "SENTINEL_SERVICE": "mymaster"',
+                )
+            )
+    elif "SENTINEL_SERVICE" in raw:
+        problems.append(
+            Problem(
+                "convoy.E015",
+                "CONVOY['SENTINEL_SERVICE'] is set without CONVOY['SENTINELS'].",
+                "A redis+sentinel:// URL names its service in its path instead.",
+            )
+        )
+    options = raw.get("SENTINEL_OPTIONS")
+    if options is not None and not sentinel:
+        problems.append(
+            Problem(
+                "convoy.E015",
+                "CONVOY['SENTINEL_OPTIONS'] is set, but no Sentinel is configured.",
+                "Use it with SENTINELS or a redis+sentinel:// REDIS_URL.",
+            )
+        )
+    elif options is not None and not isinstance(options, dict):
+        problems.append(
+            Problem(
+                "convoy.E015",
+                f"CONVOY['SENTINEL_OPTIONS'] must be a dict, not {type(options).__name__}.",
+                "It holds keyword arguments for the connections to the sentinels, e.g. "
+                "{'password': ..., 'ssl': True}.",
+            )
+        )
+    return problems
+
+
+def _wait_problems(raw: dict) -> list[Problem]:
+    """Problems of WAIT_REPLICAS and WAIT_TIMEOUT_MS (E016)."""
+    problems = []
+    for key, smallest in (("WAIT_REPLICAS", 0), ("WAIT_TIMEOUT_MS", 1)):
+        value = raw.get(key, smallest)
+        if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+            problems.append(
+                Problem(
+                    "convoy.E016",
+                    f"CONVOY['{key}'] must be an integer >= {smallest}, not {value!r}.",
+                    "WAIT_REPLICAS: replicas that must have each write (0: do not wait); "
+                    "WAIT_TIMEOUT_MS: how long to wait for them, in milliseconds.",
+                )
+            )
+    return problems
 
 
 def _queue_problems(name: Any, queue: Any) -> list[Problem]:
@@ -238,6 +338,15 @@ def get_config() -> ConvoyConfig:
         connection=raw.get("CONNECTION"),
         key_prefix=raw.get("KEY_PREFIX", "convoy"),
         redis_options=dict(raw.get("REDIS_OPTIONS", {})),
+        topology=topology_from_settings(
+            raw.get("REDIS_URL"),
+            raw.get("CLUSTER_NODES"),
+            raw.get("SENTINELS"),
+            raw.get("SENTINEL_SERVICE"),
+            raw.get("SENTINEL_OPTIONS"),
+        ),
+        wait_replicas=raw.get("WAIT_REPLICAS", 0),
+        wait_timeout_ms=raw.get("WAIT_TIMEOUT_MS", 500),
     )
 
 

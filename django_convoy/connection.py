@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import redis
 
+from . import cluster
 from .conf import get_config
 from .exceptions import RedisUnavailable
 
@@ -37,6 +38,13 @@ def reset() -> None:
 def _make_client() -> redis.Redis:
     config = get_config()
     options = {"health_check_interval": 30, **config.redis_options, "decode_responses": True}
+    if config.topology is not None:  # a Redis Cluster or a Sentinel group
+        try:
+            return cluster.make_client(config.topology, options)
+        except redis.ConnectionError as exc:
+            raise RedisUnavailable(
+                f"{config.topology.describe()} is unreachable ({_without_credentials(str(exc))})."
+            ) from exc
     if config.redis_url:
         return redis.Redis.from_url(config.redis_url, **options)
     # CONNECTION: reuse the connection settings of a django-redis cache. Convoy keeps a pool
@@ -44,6 +52,8 @@ def _make_client() -> redis.Redis:
     from django_redis import get_redis_connection
 
     source = get_redis_connection(config.connection).connection_pool
+    if (sentinel_client := cluster.client_from_pool(source, options)) is not None:
+        return sentinel_client
     kwargs = {**source.connection_kwargs, **options}
     pool = type(source)(connection_class=source.connection_class, **kwargs)
     return redis.Redis(connection_pool=pool)
@@ -51,6 +61,8 @@ def _make_client() -> redis.Redis:
 
 def endpoint(client: redis.Redis) -> str:
     """Describe where ``client`` connects, without credentials."""
+    if described := cluster.describe(client):
+        return described
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix socket {kwargs['path']}"
@@ -62,7 +74,7 @@ def reporting_unavailable(client: redis.Redis) -> Iterator[None]:
     """Turn redis-py's connection errors into ``RedisUnavailable`` naming host and port."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except cluster.UNAVAILABLE_ERRORS as exc:  # incl. CLUSTERDOWN, TRYAGAIN: retry later
         raise RedisUnavailable(
             f"Redis at {endpoint(client)} is unreachable ({type(exc).__name__}: "
             f"{_without_credentials(str(exc))})."

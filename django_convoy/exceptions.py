@@ -23,6 +23,13 @@ class RedisUnavailable(ConvoyError, ConnectionError):
     """Redis could not be reached; the message names host and port, never a password."""
 
 
+class NotReplicated(ConvoyError):
+    """An add that fewer than ``WAIT_REPLICAS`` replicas confirmed within ``WAIT_TIMEOUT_MS``.
+
+    The primary has it (adding the same id again is safe), but a failover now could lose it.
+    """
+
+
 class UnknownTask(ConvoyError):
     """A job names a task that no installed app registered with ``@convoy_task``."""
 

@@ -6,6 +6,7 @@ import logging
 
 import redis
 
+from .cluster import data_nodes
 from .job import DataMarks
 
 logger = logging.getLogger(__name__)
@@ -65,11 +66,15 @@ def worker_alive(now_ms: int, beat: str | None, every: str | None) -> bool:
 
 
 def eviction_policy(client: redis.Redis) -> str | None:
-    """Return Redis's maxmemory-policy, or None when the server will not say."""
+    """Return Redis's maxmemory-policy (a cluster's or Sentinel group's first unsafe one, if
+    any server has one), or None when the server will not say."""
     try:
-        return client.info("memory").get("maxmemory_policy")
+        with data_nodes(client) as nodes:
+            policies = [node.info("memory").get("maxmemory_policy") for _, _, node in nodes]
     except redis.RedisError:
         return None
+    unsafe = [policy for policy in policies if policy not in SAFE_EVICTION_POLICIES]
+    return (unsafe or policies or [None])[0]
 
 
 def eviction_warning(client: redis.Redis) -> str | None:

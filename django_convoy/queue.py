@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from . import connection
+from . import connection, replication
 from .conf import QueueConfig, get_config
 from .exceptions import InvalidJob, JobNotFound, PayloadTooLarge, UnknownQueue
 from .health import worker_alive
@@ -124,6 +124,9 @@ class Queue:
         self, script: Any, args: Sequence[Any], extra_keys: Sequence[str] = (), client: Any = None
     ) -> Any:
         with connection.reporting_unavailable(self.client):
+            if client is None and (wait := replication.wait_for(self.scripts, script)):
+                keys = (*self.keys, *extra_keys)
+                return replication.run_and_wait(self.client, self.scripts, script, keys, args, wait)
             return script(keys=(*self.keys, *extra_keys), args=args, client=client or self.client)
 
     # -- publishing -------------------------------------------------------------------------
@@ -335,12 +338,7 @@ class Queue:
 
     def resume(self) -> None:
         """Let workers claim from this queue again."""
-        with connection.reporting_unavailable(self.client):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self.keys.paused)
-            pipe.rpush(self.keys.wake, "1")
-            pipe.ltrim(self.keys.wake, 0, 0)
-            pipe.execute()
+        self._run(self.scripts.resume, [])
 
     # -- used by workers --------------------------------------------------------------------
 

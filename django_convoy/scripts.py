@@ -25,6 +25,7 @@ QUEUE_SCRIPTS = (
     "purge",
     "remove",
     "requeue",
+    "resume",  # not a MULTI: runs on a Redis Cluster as every other script does
     "browse",
     # Django's Tasks framework backend (backends.py, results.py): runs and their results.
     "task_add",
@@ -58,6 +59,7 @@ class Scripts:
     purge: Script
     remove: Script
     requeue: Script
+    resume: Script
     browse: Script
     task_add: Script
     task_start: Script

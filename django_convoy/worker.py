@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import connection
+from . import connection, wake
 from .exceptions import JobTimeout, RedisUnavailable
 from .execution import error_record, execute
 from .health import DataMarkWatch, eviction_warning
@@ -132,6 +132,11 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._children: list[ChildProcess] = []
         self._data_marks = DataMarkWatch()
+        # Queues in several Redis Cluster slots: a waiter thread per queue instead of one
+        # BLPOP, and a queue whose node is away does not hold up the others (wake.py).
+        spread = wake.spread_over_slots(self.client, [q.keys.wake for q in self.queues.values()])
+        self._outages = wake.Outages() if spread else None
+        self._waiters: wake.WakeWaiters | None = None  # started when first idle
 
     # -- control (safe from signal handlers: they only set flags) ---------------------------
 
@@ -192,7 +197,7 @@ class Worker:
             if not any_free:
                 self._wait_for_slot(IDLE_BLOCK_SECONDS)
             elif self.burst:
-                if not self._busy_total():
+                if not self._busy_total() and not (self._outages and self._outages.away()):
                     return
                 self._wait_for_slot(0.5)
             else:
@@ -211,7 +216,17 @@ class Worker:
             if free <= 0:
                 continue
             any_free = True
-            batch = q.claim(free, self.id)
+            if self._outages is not None:  # in a cluster, one node away leaves the others
+                if self._outages.skipping(name):
+                    continue
+                try:
+                    batch = q.claim(free, self.id)
+                except RedisUnavailable as exc:
+                    self._outages.failed(name, exc, "claiming")
+                    continue
+                self._outages.recovered(name)
+            else:
+                batch = q.claim(free, self.id)
             self._data_marks.observe(name, batch.marks)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
@@ -235,6 +250,12 @@ class Worker:
             # A busy queue's freed slot cannot end a wait in Redis: look again soon.
             timeout = min(timeout, BUSY_QUEUE_RECHECK_SECONDS)
         if timeout <= 0:
+            return
+        if self._outages is not None:  # several cluster slots: no BLPOP can span them
+            if self._waiters is None:
+                keys = {name: q.keys.wake for name, q in self.queues.items()}
+                self._waiters = wake.WakeWaiters(self.client, keys, IDLE_BLOCK_SECONDS)
+            self._waiters.wait(timeout, [n for n in free if not self._outages.skipping(n)])
             return
         # Only the wake lists of queues that have room: a full queue's token is left for a
         # worker that can take its job.
@@ -328,7 +349,11 @@ class Worker:
                     backoff.wait(self._abort, exc)
 
     def _report(self, batch: list[Outcome]) -> None:
+        # When Redis is away, ``batch`` keeps what was not reported, for the retry: reporting
+        # a run twice would get it refused as stale. (In a cluster, one node may be away.)
         acks: dict[str, list[Outcome]] = {}
+        unreported: list[Outcome] = []
+        failure: RedisUnavailable | None = None
         for outcome in batch:
             run = outcome.run
             if run.abandoned:
@@ -343,9 +368,18 @@ class Worker:
             elif outcome.error is None:
                 acks.setdefault(run.job.queue, []).append(outcome)
             else:
-                self._report_failure(outcome)
+                try:
+                    self._report_failure(outcome)
+                except RedisUnavailable as exc:
+                    unreported.append(outcome)
+                    failure = failure or exc
         for name, outcomes in acks.items():
-            replies = self.queues[name].ack([(o.run.job.id, o.run.job.token) for o in outcomes])
+            try:
+                replies = self.queues[name].ack([(o.run.job.id, o.run.job.token) for o in outcomes])
+            except RedisUnavailable as exc:
+                unreported += outcomes
+                failure = failure or exc
+                continue
             for outcome, reply in zip(outcomes, replies, strict=True):
                 job = outcome.run.job
                 if reply:
@@ -365,6 +399,9 @@ class Worker:
                         job.id,
                     )
                 self._forget(outcome.run)
+        batch[:] = unreported
+        if failure is not None:
+            raise failure
 
     def _report_failure(self, outcome: Outcome) -> None:
         job = outcome.run.job
@@ -474,7 +511,13 @@ class Worker:
                 if not run.abandoned:
                     held.setdefault(run.job.queue, []).append(run)
         for name, runs in held.items():
-            replies = self.queues[name].renew([(r.job.id, r.job.token) for r in runs])
+            try:
+                replies = self.queues[name].renew([(r.job.id, r.job.token) for r in runs])
+            except RedisUnavailable as exc:
+                if self._outages is None:
+                    raise
+                self._outages.failed(name, exc, f"renewing {len(runs)} leases")
+                continue  # the other queues' leases must not lapse meanwhile
             for run, renewed in zip(runs, replies, strict=True):
                 if not renewed and not run.abandoned:
                     run.abandoned = "lease lost: the job was taken over"
@@ -484,7 +527,15 @@ class Worker:
                         name,
                         run.job.id,
                     )
-        self._heartbeat(held)
+        try:
+            self._heartbeat(held)
+        except RedisUnavailable as exc:
+            if self._outages is None:
+                raise
+            self._outages.failed("{workers}", exc, "the heartbeat")
+        else:
+            if self._outages is not None:
+                self._outages.recovered("{workers}")
 
     def _heartbeat(self, held: dict[str, list[Run]]) -> None:
         info = {
@@ -519,12 +570,20 @@ class Worker:
 
     def _jam_guard(self) -> None:
         for q in self.queues.values():
-            for job in q.jam_guard():
+            try:
+                recovered = q.jam_guard()
+            except RedisUnavailable as exc:
+                if self._outages is None:
+                    raise
+                self._outages.failed(q.name, exc, "the jam guard")
+                continue
+            for job in recovered:
                 logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
 
     def _deregister(self) -> None:
         with connection.reporting_unavailable(self.client):
-            pipe = self.client.pipeline(transaction=True)
+            # Not a MULTI: on a Redis Cluster, a plain pipeline of one slot's keys is safe.
+            pipe = self.client.pipeline(transaction=False)
             pipe.zrem(workers_registry_key(self.key_prefix), self.id)
             pipe.delete(worker_key(self.key_prefix, self.id))
             pipe.execute()
@@ -533,6 +592,8 @@ class Worker:
 
     def _shut_down(self, keeper: threading.Thread) -> None:
         self._stop.set()
+        if self._waiters is not None:
+            self._waiters.stop()
         deadline = time.monotonic() + self.grace
         while self._executing() and not self._abort.is_set() and time.monotonic() < deadline:
             self._abort.wait(0.05)
