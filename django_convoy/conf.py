@@ -45,8 +45,8 @@ TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTI
 TOPOLOGY_KEYS = ("CLUSTER_NODES", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_OPTIONS")
 WAIT_KEYS = ("WAIT_REPLICAS", "WAIT_TIMEOUT_MS")
 TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def find_problems(raw: Any) -> list[Problem]:
     problems += _connection_problems(raw)
     problems += _topology_problems(raw) + _wait_problems(raw)
     prefix = raw.get("KEY_PREFIX", "convoy")
-    if not isinstance(prefix, str) or not KEY_PREFIX.match(prefix):
+    if not isinstance(prefix, str) or not KEY_PREFIX.fullmatch(prefix):
         problems.append(
             Problem(
                 "convoy.E004",
@@ -280,7 +280,7 @@ def _wait_problems(raw: dict) -> list[Problem]:
 
 
 def _queue_problems(name: Any, queue: Any) -> list[Problem]:
-    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+    if not isinstance(name, str) or not QUEUE_NAME.fullmatch(name):
         return [
             Problem(
                 "convoy.E007",

@@ -74,6 +74,10 @@ def test_valid_settings_pass():
             ("convoy.E007", "Queue name 'bad}name' is not valid."),
         ),
         (
+            {"REDIS_URL": URL, "QUEUES": {"default": {}, "trailing\n": {}}},
+            ("convoy.E007", "Queue name 'trailing\\n' is not valid."),
+        ),
+        (
             {"REDIS_URL": URL, "QUEUES": {"default": []}},
             ("convoy.E008", "The settings of queue 'default' must be a dict, not list."),
         ),
