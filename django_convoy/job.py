@@ -11,10 +11,15 @@ STATES = ("scheduled", "queued", "processing", "jammed", "failed")
 
 
 def from_ms(ms: str | int | float | None) -> datetime | None:
-    """Convert a Redis-clock millisecond timestamp to an aware UTC datetime."""
-    if ms in (None, "", "0", 0):
+    """Convert a Redis-clock millisecond timestamp to an aware UTC datetime.
+
+    None for a missing or hand-mangled value: reading a job must not fail on garbage that the
+    scripts themselves tolerate.
+    """
+    try:
+        return datetime.fromtimestamp(int(float(ms)) / 1000, tz=UTC) if ms else None
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
-    return datetime.fromtimestamp(int(float(ms)) / 1000, tz=UTC)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ worker kills a child whose job passed JOB_TIMEOUT.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -17,6 +20,7 @@ from .exceptions import ConvoyError
 from .job import ClaimedJob
 
 Result = tuple[dict[str, Any] | None, bool | None, float]
+ORPHAN_CHECK_SECONDS = 0.2
 
 
 class ChildDied(ConvoyError):
@@ -100,11 +104,20 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _exit_when_orphaned(parent: int) -> None:
+    """Die with the worker: once a SIGKILLed worker's jobs are jammed and handed to another
+    worker, its children must not go on running them."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(1)
+
+
 def _child_main(connection: Connection, worker_id: str) -> None:
     # The worker decides when children stop: a Ctrl-C or SIGTERM meant for the worker must not
     # kill a job mid-way (the worker hands it back, or kills the child itself).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     import django
 
     django.setup()

@@ -53,6 +53,10 @@ def normalise_id(job_id: Any) -> str:
     """Return a job id as the string convoy stores; raise InvalidJob for anything else."""
     if isinstance(job_id, bool) or not isinstance(job_id, str | int):
         raise InvalidJob(f"A job id must be a str or an int, not {type(job_id).__name__}.")
+    if isinstance(job_id, int) and abs(job_id) >= 10**MAX_ID_BYTES:
+        raise InvalidJob(
+            f"A job id must be 1 to {MAX_ID_BYTES} bytes of UTF-8; this int is longer."
+        )
     text = str(job_id)
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if not 1 <= size <= MAX_ID_BYTES:
@@ -70,6 +74,8 @@ def encode_payload(payload: Any, limit: int, queue: str) -> str:
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"The payload is not JSON-serialisable: {exc}.") from None
+    except RecursionError:
+        raise InvalidJob("The payload is nested too deeply to serialise as JSON.") from None
     size = len(text.encode("utf-8"))
     if size > limit:
         raise PayloadTooLarge(

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from . import connection, wake
 from .exceptions import JobTimeout, RedisUnavailable
 from .execution import error_record, execute
@@ -226,7 +228,15 @@ class Worker:
                     continue
                 self._outages.recovered(name)
             else:
-                batch = q.claim(free, self.id)
+                try:
+                    batch = q.claim(free, self.id)
+                except redis.ResponseError as exc:
+                    # A script error means a convoy key holds something it cannot read (written
+                    # by hand?): say so, and keep serving the other queues.
+                    logger.error(
+                        "%s: Redis refused the claim (%s); is a convoy key corrupt?", name, exc
+                    )
+                    continue
             self._data_marks.observe(name, batch.marks)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
@@ -347,6 +357,15 @@ class Worker:
                     if self._abort.is_set():
                         return
                     backoff.wait(self._abort, exc)
+                except redis.ResponseError as exc:
+                    # Retrying cannot help a script that errors on a corrupt key; the runs'
+                    # leases expire and the jam guard takes them back.
+                    logger.error(
+                        "could not report %d runs (%s); is a convoy key corrupt?", len(batch), exc
+                    )
+                    for outcome in batch:
+                        self._forget(outcome.run)
+                    break
 
     def _report(self, batch: list[Outcome]) -> None:
         # When Redis is away, ``batch`` keeps what was not reported, for the retry: reporting
@@ -519,7 +538,9 @@ class Worker:
                 self._outages.failed(name, exc, f"renewing {len(runs)} leases")
                 continue  # the other queues' leases must not lapse meanwhile
             for run, renewed in zip(runs, replies, strict=True):
-                if not renewed and not run.abandoned:
+                # A run that already ended has its ack on the way, which may have landed
+                # first: the ack's reply, not this refusal, says how it went.
+                if not renewed and not run.abandoned and run.executing:
                     run.abandoned = "lease lost: the job was taken over"
                     logger.warning(
                         "%s %s: lease lost, the job was taken from this run; its "

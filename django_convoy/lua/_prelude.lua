@@ -28,6 +28,19 @@ local K = {
 }
 local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 
+-- Redis does not roll back a script that fails half-way, so a key that holds garbage (written
+-- by hand?) must stop every script before its first write, not in the middle of one.
+do
+  local seq = redis.call('GET', K.seq)
+  if seq and not tonumber(seq) then
+    error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a number')
+  end
+  local stats_type = redis.call('TYPE', K.stats)['ok']
+  if stats_type ~= 'none' and stats_type ~= 'hash' then
+    error('convoy: ' .. K.stats .. ' is a ' .. stats_type .. ', not a hash')
+  end
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -134,8 +147,10 @@ local function queue_pending_rerun(id, now)
   if not pending then return false end
   redis.call('HDEL', K.rerun, id)
   local priority, body = string.match(pending, '^(-?%d+)|(.*)$')
-  start_fresh(id, body, tonumber(priority), now)
-  push_queued(id, tonumber(priority))
+  -- A mangled entry still queues the rerun; the worker then fails its unreadable body.
+  priority, body = tonumber(priority) or 0, body or pending
+  start_fresh(id, body, priority, now)
+  push_queued(id, priority)
   wake_one()
   return true
 end
