@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from .redis_server import RedisServer, find_redis_server, free_port
+from .redis_server import RedisServer, find_redis_server, free_port, stop_process
 
 SLOTS = 16384
 # Fast failure detection, so that a failover in a test takes a second or two, not fifteen.
@@ -281,13 +281,7 @@ class SentinelServer:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 
