@@ -35,9 +35,14 @@ do
   if seq and not tonumber(seq) then
     error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a number')
   end
-  local stats_type = redis.call('TYPE', K.stats)['ok']
-  if stats_type ~= 'none' and stats_type ~= 'hash' then
-    error('convoy: ' .. K.stats .. ' is a ' .. stats_type .. ', not a hash')
+  -- The keys scripts write to after a step that cannot be undone (a ZPOPMIN, a ZREM): a job
+  -- moved into a key of the wrong type would be lost half-way.
+  for _, name in ipairs({'queued', 'scheduled', 'processing', 'failed', 'stats'}) do
+    local found = redis.call('TYPE', K[name])['ok']
+    local wanted = name == 'stats' and 'hash' or 'zset'
+    if found ~= 'none' and found ~= wanted then
+      error('convoy: ' .. K[name] .. ' is a ' .. found .. ', not a ' .. wanted)
+    end
   end
 end
 
