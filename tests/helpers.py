@@ -29,6 +29,12 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval:
     raise AssertionError(f"condition not met within {timeout} s: {condition}")
 
 
+def job_state(queue, job_id: str) -> str | None:
+    """The state of a job, or None when no job has that id."""
+    job = queue.get_job(job_id)
+    return job.state if job else None
+
+
 class ThreadedWorker:
     """A Worker running on a thread of the test process, stopped at the end of the test."""
 

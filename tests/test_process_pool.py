@@ -4,7 +4,7 @@ import os
 
 from django_convoy import get_queue
 from django_convoy.worker import Worker
-from tests.helpers import ThreadedWorker, test_log, wait_until
+from tests.helpers import ThreadedWorker, job_state, test_log, wait_until
 from tests.jobs import tasks
 
 
@@ -29,13 +29,7 @@ def test_hung_job_is_killed_at_its_timeout_and_the_next_job_runs():
     queue = get_queue("fast")  # JOB_TIMEOUT 0.5 s
     tasks.slow.enqueue("hung", 30)
     with ThreadedWorker("fast", pool="processes", concurrency=1):
-        wait_until(
-            lambda: (
-                (queue.get_job("slow-hung") or queue).__class__.__name__ == "Job"
-                and queue.get_job("slow-hung").state == "failed"
-            ),
-            timeout=20,
-        )
+        wait_until(lambda: job_state(queue, "slow-hung") == "failed", timeout=20)
         assert queue.get_job("slow-hung").last_error["reason"] == "timeout"
         tasks.slow.enqueue("next", 0.01)
         wait_until(lambda: ended("slow-next"), timeout=20)

@@ -378,3 +378,13 @@ def test_errors_go_to_a_per_day_error_log_with_a_ttl(queue, redis_client):
     assert key.endswith(time.strftime("%Y-%m-%d", time.gmtime()))
     assert '"message": "logged"' in redis_client.lindex(key, 0)
     assert 6 * 86400 < redis_client.ttl(key) <= 7 * 86400
+
+
+def test_retry_delay_doubles_per_attempt_with_jitter_and_is_capped_at_an_hour():
+    from django_convoy.queue import retry_delay
+
+    for attempt, ceiling in [(1, 2.0), (2, 4.0), (3, 8.0)]:
+        delays = [retry_delay(attempt, 2.0) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered, so retries of many jobs do not line up
+    assert all(1800 <= retry_delay(60, 1.0) <= 3600 for _ in range(50))

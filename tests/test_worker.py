@@ -7,7 +7,7 @@ import pytest
 from django_convoy import current_job, get_queue
 from django_convoy.keys import worker_key, workers_registry_key
 from django_convoy.worker import Worker
-from tests.helpers import ThreadedWorker, test_log, wait_until
+from tests.helpers import ThreadedWorker, job_state, test_log, wait_until
 from tests.jobs import tasks
 
 
@@ -122,13 +122,7 @@ def test_job_past_its_timeout_is_failed_and_its_slot_freed():
     queue = get_queue("fast")  # JOB_TIMEOUT 0.5 s, CONCURRENCY 4
     tasks.slow.enqueue("hung", 2.0)
     with ThreadedWorker("fast", concurrency=1) as worker:
-        wait_until(
-            lambda: (
-                (queue.get_job("slow-hung") or object()).__class__.__name__ == "Job"
-                and queue.get_job("slow-hung").state == "failed"
-            ),
-            timeout=5,
-        )
+        wait_until(lambda: job_state(queue, "slow-hung") == "failed", timeout=5)
         job = queue.get_job("slow-hung")
         assert job.last_error["reason"] == "timeout"
         assert "JOB_TIMEOUT" in job.last_error["message"]
