@@ -338,8 +338,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
             (
                 "W5",
                 "Redis memory per queued job",
-                f"{w5['bytes_per_job']:.0f} bytes (queued {w5['queued_bytes']:.0f}, body "
-                f"{w5['body_bytes']:.0f}, meta {w5['meta_bytes']:.0f})",
+                f"{w5['bytes_per_job']:.0f} bytes (queued {w5['queued_bytes']:.0f}, jobs "
+                f"{w5['jobs_bytes']:.0f})",
                 "",
                 "< 300 bytes",
                 _met(w5["bytes_per_job"] < 300),

@@ -58,7 +58,7 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
     result = summarise([once(url, options.jobs) for _ in range(options.repeat)])
     client = client_for(url)
     queue = get_queue("bench")
-    result["body_encoding"] = client.object("encoding", queue.keys.body)
+    result["jobs_encoding"] = client.object("encoding", queue.keys.jobs)
     queue.pause()  # the worker starts and idles, leaving the jobs queued
     with WorkerProcess(url, "bench") as worker:
         worker.wait_registered(client)

@@ -131,7 +131,7 @@ def _row(
     score: str,
     body_bytes: int,
     body_head: str,
-    meta: str,
+    counters: str,
     run: str,
     error_type: str,
     error_message: str,
@@ -139,7 +139,7 @@ def _row(
 ) -> JobRow:
     complete = len(body_head.encode()) == int(body_bytes)
     task, payload = split_body(body_head, complete=complete)
-    enqueued, attempts, jams, priority = (meta.split("|") + ["0"] * 4)[:4]
+    enqueued, attempts, jams, priority = (counters.split("|") + ["0"] * 4)[:4]
     _, started, worker = (run.split("|", 2) + ["", "", ""])[:3] if run else ("", "", "")
     # Queued jobs are scored by priority and arrival, not by a time.
     state_ms = None if state == "queued" else int(float(score))

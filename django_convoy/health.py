@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import redis
 
@@ -30,12 +31,20 @@ class DataMarkWatch:
     """
 
     def __init__(self) -> None:
-        self._seen: dict[str, DataMarks] = {}
+        self._seen: dict[str, tuple[int, DataMarks]] = {}
+        self._lock = threading.Lock()
 
-    def observe(self, queue: str, marks: DataMarks) -> bool:
-        """Record ``queue``'s marks; log CRITICAL and return True if they show a loss."""
-        last = self._seen.get(queue)
-        self._seen[queue] = marks
+    def observe(self, queue: str, marks: DataMarks, at_ms: int = 0) -> bool:
+        """Record ``queue``'s marks; log CRITICAL and return True if they show a loss.
+
+        ``at_ms`` is when Redis read them (its clock): marks that two threads read arrive in
+        either order, and an older reading after a newer one is not a counter going back.
+        """
+        with self._lock:
+            last_at, last = self._seen.get(queue, (0, None))
+            if at_ms < last_at:
+                return False
+            self._seen[queue] = (at_ms, marks)
         if last is None or (
             marks.sequence >= last.sequence and marks.born in (last.born, "") or not last.born
         ):

@@ -17,8 +17,7 @@ class QueueKeys(NamedTuple):
     scheduled: str  # ZSET id -> due time, ms by the Redis clock
     processing: str  # ZSET id -> lease deadline, ms by the Redis clock
     failed: str  # ZSET id -> time of the final failure, ms
-    body: str  # HASH id -> JSON body {"task": ..., "payload": ...}, written once per run
-    meta: str  # HASH id -> "enqueued_ms|attempts|jams|priority"
+    jobs: str  # HASH id -> "enqueued_ms|attempts|jams|priority|" + JSON {"task":, "payload":}
     run: str  # HASH id -> "token|started_ms|worker_id" while a worker holds the job
     rerun: str  # HASH id -> "priority|body" of the run to queue when the current one ends
     errors: str  # HASH id -> JSON of the job's last error

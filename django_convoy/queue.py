@@ -203,12 +203,12 @@ class Queue:
         reply = self._run(self.scripts.inspect, [job_id])
         if not reply[1]:
             return None
-        _, state, score, body, meta, run, error, rerun = reply
+        _, state, score, body, counters, run, error, rerun = reply
         try:
             task, payload = decode_body(body)
         except ValueError:
             task, payload = None, body
-        enqueued, attempts, jams, priority = (meta.split("|") + ["0"] * 4)[:4]
+        enqueued, attempts, jams, priority = (counters.split("|") + ["0"] * 4)[:4]
         token, started, worker = (run.split("|", 2) + ["", "", ""])[:3] if run else ("", "", "")
         try:
             last_error = json.loads(error) if error else None
@@ -350,9 +350,22 @@ class Queue:
 
     def claim(self, max_jobs: int, worker_id: str) -> ClaimBatch:
         """Promote due scheduled jobs, then take up to ``max_jobs`` runs for ``worker_id``."""
-        reply = self._run(
-            self.scripts.claim, [max_jobs, worker_id, int(self.config.lease * 1000), BATCH]
+        return self._claim_batch(
+            self._run(self.scripts.claim, self._claim_args(max_jobs, worker_id))
         )
+
+    def ack_and_claim(
+        self, runs: Sequence[tuple[str, str]], max_jobs: int, worker_id: str
+    ) -> tuple[list[int], ClaimBatch]:
+        """``ack(runs)`` and ``claim(max_jobs, worker_id)`` in one round trip."""
+        args = [*self._claim_args(max_jobs, worker_id), *(part for run in runs for part in run)]
+        acks, claimed = self._run(self.scripts.ack_claim, args)
+        return acks, self._claim_batch(claimed)
+
+    def _claim_args(self, max_jobs: int, worker_id: str) -> list[Any]:
+        return [max_jobs, worker_id, int(self.config.lease * 1000), BATCH]
+
+    def _claim_batch(self, reply: list[Any]) -> ClaimBatch:
         jobs = [
             ClaimedJob(self.name, reply[i], reply[i + 1], int(reply[i + 2]), str(reply[i + 3]))
             for i in range(5, len(reply), 4)

@@ -16,6 +16,7 @@ QUEUE_SCRIPTS = (
     "add",
     "claim",
     "ack",
+    "ack_claim",
     "fail",
     "renew",
     "handback",
@@ -50,6 +51,7 @@ class Scripts:
     add: Script
     claim: Script
     ack: Script
+    ack_claim: Script
     fail: Script
     renew: Script
     handback: Script

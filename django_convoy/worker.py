@@ -5,7 +5,9 @@ Four kinds of thread share one ``Worker``:
 - the claim loop (``run()``'s thread) claims up to the free slots of each queue in one script
   call per queue, and blocks on the queues' wake lists when there is nothing to claim;
 - executor threads run jobs, one at a time each;
-- the reporter acks (or fails) finished runs, many per script call;
+- the reporter acks (or fails) finished runs, many per script call, and claims as many new
+  runs in the same call while there is work: a finished run's slot stays taken until its
+  outcome is reported, then passes straight to a new run or becomes free;
 - the keeper renews leases, sends heartbeats, times out overlong runs and runs the jam guard.
 
 Signals are the caller's business (the ``convoy_worker`` command); ``request_stop()`` and
@@ -121,7 +123,11 @@ class Worker:
 
         self._lock = threading.Lock()
         self._runs: dict[tuple[str, str], Run] = {}
-        self._busy = dict.fromkeys(self.queues, 0)
+        self._busy = dict.fromkeys(self.queues, 0)  # slots taken, per queue
+        self._claimed = 0  # runs claimed so far, for max_jobs
+        # Held by whoever claims outside run()'s thread (the reporter), so that shutdown can
+        # wait for a claim in flight instead of leaving its runs to the jam guard.
+        self._claiming = threading.Lock()
         self._work: stdqueue.SimpleQueue[Run | None] = stdqueue.SimpleQueue()
         self._done: stdqueue.SimpleQueue[Outcome | None] = stdqueue.SimpleQueue()
         self._stop = threading.Event()
@@ -182,17 +188,15 @@ class Worker:
         self._start(self._execute_loop, "convoy-executor")
 
     def _claim_loop(self) -> None:
-        claimed = 0
         backoff = Backoff()
         while not self._stop.is_set():
             try:
-                got, any_free, next_due = self._claim_round(claimed)
+                got, any_free, next_due = self._claim_round()
             except RedisUnavailable as exc:
                 backoff.wait(self._stop, exc)
                 continue
             backoff.reset()
-            claimed += got
-            if self.max_jobs is not None and claimed >= self.max_jobs:
+            if self.max_jobs is not None and self._claimed >= self.max_jobs:
                 return
             if got:
                 continue
@@ -208,13 +212,11 @@ class Worker:
                 except RedisUnavailable as exc:
                     backoff.wait(self._stop, exc)
 
-    def _claim_round(self, claimed: int) -> tuple[int, bool, float | None]:
+    def _claim_round(self) -> tuple[int, bool, float | None]:
         """Claim from every queue with free slots; return (claimed, any free, next due in s)."""
         got, any_free, next_due = 0, False, None
         for name, q in self.queues.items():
-            free = self.slots[name] - self._busy[name]
-            if self.max_jobs is not None:
-                free = min(free, self.max_jobs - claimed - got)
+            free = self._claimable(name, self.slots[name] - self._busy[name])
             if free <= 0:
                 continue
             any_free = True
@@ -237,21 +239,35 @@ class Worker:
                         "%s: Redis refused the claim (%s); is a convoy key corrupt?", name, exc
                     )
                     continue
-            self._data_marks.observe(name, batch.marks)
+            self._data_marks.observe(name, batch.marks, batch.now_ms)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
                 next_due = due_in if next_due is None else min(next_due, due_in)
-            for job in batch.jobs:
-                self._dispatch(q, job)
+            self._dispatch(q, batch.jobs)
             got += len(batch.jobs)
         return got, any_free, next_due
 
-    def _dispatch(self, q: Queue, job: ClaimedJob) -> None:
-        run = Run(job)
+    def _claimable(self, name: str, slots: int) -> int:
+        """How many of ``slots`` may be filled now: none once stopping or past max_jobs."""
+        if self._stop.is_set():
+            return 0
+        if self.max_jobs is not None:
+            slots = min(slots, self.max_jobs - self._claimed)
+        return max(0, slots)
+
+    def _dispatch(self, q: Queue, jobs: list[ClaimedJob], finished: Iterable[Run] = ()) -> None:
+        """Track and execute new runs, each in a slot ``finished`` runs pass on, else a free one."""
+        runs = [Run(job) for job in jobs]
         with self._lock:
-            self._runs[(q.name, job.id)] = run
-            self._busy[q.name] += 1
-        self._work.put(run)
+            donors = [run for run in finished if run.slot_held][: len(runs)]
+            for donor in donors:
+                donor.slot_held = False
+            self._busy[q.name] += len(runs) - len(donors)
+            self._claimed += len(runs)
+            for run in runs:
+                self._runs[(q.name, run.job.id)] = run
+        for run in runs:
+            self._work.put(run)
 
     def _block_for_work(self, next_due: float | None) -> None:
         timeout = IDLE_BLOCK_SECONDS if next_due is None else min(IDLE_BLOCK_SECONDS, next_due)
@@ -321,8 +337,7 @@ class Worker:
             error["traceback"] = ""
             seconds = time.perf_counter() - started
         finally:
-            run.executing = False
-            self._free_slot(run)
+            run.executing = False  # its slot stays taken until the reporter is done with it
         return Outcome(run, error, final, seconds)
 
     def _start_clock(self, run: Run) -> None:
@@ -394,7 +409,7 @@ class Worker:
                     failure = failure or exc
         for name, outcomes in acks.items():
             try:
-                replies = self.queues[name].ack([(o.run.job.id, o.run.job.token) for o in outcomes])
+                replies = self._ack(self.queues[name], outcomes)
             except RedisUnavailable as exc:
                 unreported += outcomes
                 failure = failure or exc
@@ -422,6 +437,21 @@ class Worker:
         if failure is not None:
             raise failure
 
+    def _ack(self, q: Queue, outcomes: list[Outcome]) -> list[int]:
+        """Ack ``outcomes``; while there may be more work, claim as many runs in the same call."""
+        finished = [o.run for o in outcomes]
+        acks = [(run.job.id, run.job.token) for run in finished]
+        with self._claiming:
+            wanted = self._claimable(q.name, sum(run.slot_held for run in finished))
+            if self._outages is not None and self._outages.skipping(q.name):
+                wanted = 0
+            if not wanted:
+                return q.ack(acks)
+            replies, batch = q.ack_and_claim(acks, wanted, self.id)
+            self._data_marks.observe(q.name, batch.marks, batch.now_ms)
+            self._dispatch(q, batch.jobs, finished)
+        return replies
+
     def _report_failure(self, outcome: Outcome) -> None:
         job = outcome.run.job
         verdict = self.queues[job.queue].fail(job, outcome.error, final=outcome.final)
@@ -446,6 +476,8 @@ class Worker:
         self._forget(outcome.run)
 
     def _forget(self, run: Run) -> None:
+        """The run's outcome is reported (or will never be): free its slot, stop tracking it."""
+        self._free_slot(run)
         with self._lock:
             if self._runs.get((run.job.queue, run.job.id)) is run:
                 del self._runs[(run.job.queue, run.job.id)]
@@ -613,6 +645,8 @@ class Worker:
 
     def _shut_down(self, keeper: threading.Thread) -> None:
         self._stop.set()
+        with self._claiming:  # a claim in flight: its runs are tracked once this returns
+            pass
         if self._waiters is not None:
             self._waiters.stop()
         deadline = time.monotonic() + self.grace

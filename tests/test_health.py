@@ -26,6 +26,18 @@ def test_watch_reports_a_counter_that_went_back_or_a_new_birth(caplog):
     assert "went from 9 to 0" in caplog.text
 
 
+def test_watch_ignores_an_older_reading_that_arrives_after_a_newer_one(caplog):
+    """The claim loop and the reporter both read marks: their replies can arrive out of order."""
+    watch = DataMarkWatch()
+    assert not watch.observe("q", DataMarks(5, "100"), at_ms=1_000)
+    assert not watch.observe("q", DataMarks(9, "100"), at_ms=1_002)
+    with caplog.at_level(logging.CRITICAL):
+        assert not watch.observe("q", DataMarks(7, "100"), at_ms=1_001)  # read before the 9
+        assert not caplog.text
+        assert watch.observe("q", DataMarks(8, "100"), at_ms=1_003)  # read after it: a loss
+    assert "went from 9 to 8" in caplog.text
+
+
 def test_worker_logs_a_wipe_of_redis_critically(redis_client, caplog):
     queue = get_queue("default")
     queue.add_job("before")

@@ -388,3 +388,24 @@ def test_retry_delay_doubles_per_attempt_with_jitter_and_is_capped_at_an_hour():
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jittered, so retries of many jobs do not line up
     assert all(1800 <= retry_delay(60, 1.0) <= 3600 for _ in range(50))
+
+
+def test_ack_and_claim_ends_runs_and_claims_the_next_in_one_call(queue):
+    queue.add_jobs(["a", "b", "c"])
+    first = queue.claim(2, "w").jobs
+    stale = ("c", "999999")
+    acks, batch = queue.ack_and_claim([(r.id, r.token) for r in first] + [stale], 3, "w")
+    assert acks == [1, 1, 0]  # a refused ack does not stop the claim
+    assert [(r.id, r.attempt) for r in batch.jobs] == [("c", 1)]
+    assert queue.get_job("a") is None and queue.get_job("c").state == "processing"
+    acks, batch = queue.ack_and_claim([("c", batch.jobs[0].token)], 1, "w")
+    assert (acks, batch.jobs, queue.stats()["processed_total"]) == ([1], [], 3)
+
+
+def test_ack_and_claim_of_a_paused_queue_acks_and_claims_nothing(queue):
+    queue.add_jobs(["a", "b"])
+    (run,) = queue.claim(1, "w").jobs
+    queue.pause()
+    acks, batch = queue.ack_and_claim([(run.id, run.token)], 1, "w")
+    assert (acks, batch.jobs, batch.paused) == ([1], [], True)
+    assert queue.get_job("b").state == "queued"

@@ -6,6 +6,7 @@ import pytest
 
 from django_convoy import current_job, get_queue
 from django_convoy.keys import worker_key, workers_registry_key
+from django_convoy.queue import Queue
 from django_convoy.worker import Worker
 from tests.helpers import ThreadedWorker, job_state, test_log, wait_until
 from tests.jobs import tasks
@@ -108,7 +109,7 @@ def test_job_the_worker_cannot_run_fails_clearly_and_the_worker_goes_on(
 ):
     queue = get_queue("default")
     queue.add_job("hostile")
-    redis_client.hset(queue.keys.body, "hostile", body)
+    redis_client.hset(queue.keys.jobs, "hostile", body)  # no counters: all body
     tasks.record.enqueue("after")
     Worker(["default"], burst=True).run()
     job = queue.get_job("hostile")
@@ -204,3 +205,40 @@ def test_a_dead_workers_record_outlives_its_heartbeats(redis_client):
         key = worker_key("convoytest", worker.id)
         wait_until(lambda: redis_client.exists(key))
         assert redis_client.ttl(key) > 600
+
+
+def test_a_queue_never_runs_more_than_its_concurrency_while_finished_slots_pass_on():
+    """Slots pass from finished runs to the ones claimed with their acks: never one too many."""
+    for i in range(30):
+        tasks.record.enqueue(f"c{i}", 0.01)
+        tasks.crashy.enqueue(f"c{i}", 0.01)
+    Worker(["default", "crashy"], concurrency=2, burst=True).run()
+    running = {"rec": 0, "crashy": 0}
+    most = dict.fromkeys(running, 0)
+    for entry in test_log():
+        event, job_id = entry.split()[:2]
+        queue = job_id.split("-")[0]
+        running[queue] += 1 if event == "start" else -1
+        most[queue] = max(most[queue], running[queue])
+    assert most == {"rec": 2, "crashy": 2}
+    assert running == {"rec": 0, "crashy": 0}
+    assert get_queue("default").stats()["processed_total"] == 30
+
+
+def test_a_busy_worker_claims_with_its_acks_in_one_round_trip(monkeypatch):
+    """One script call per job at concurrency 1: each ack brings the next run along."""
+    calls = {"claim": 0, "ack": 0, "ack_and_claim": 0}
+    for name in calls:
+        real = getattr(Queue, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Queue, name, counted)
+    for i in range(20):
+        tasks.record.enqueue(f"r{i}")
+    Worker(["default"], concurrency=1, burst=True).run()
+    assert get_queue("default").stats()["processed_total"] == 20
+    assert calls["ack_and_claim"] >= 19
+    assert calls["claim"] + calls["ack"] <= 4  # the first claim, the last ack, the empty look

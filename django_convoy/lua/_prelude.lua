@@ -6,40 +6,41 @@
 --   2 scheduled   ZSET id -> due time (ms, Redis clock)
 --   3 processing  ZSET id -> lease deadline (ms); deadline < now means jammed
 --   4 failed      ZSET id -> final failure time (ms)
---   5 body        HASH id -> JSON body, opaque here
---   6 meta        HASH id -> "enqueued_ms|attempts|jams|priority"
---   7 run         HASH id -> "token|started_ms|worker"   (present only while held)
---   8 rerun       HASH id -> "priority|body" of a rerun requested while processing
---   9 errors      HASH id -> JSON of the last error
---  10 seq         STRING counter: FIFO sequence and fencing tokens
---  11 wake        LIST wake-up tokens for idle workers (kept at <= 1 element)
---  12 paused      STRING present while the queue is paused
---  13 stats       HASH processed / failed totals; born: when the queue was first used
---  14 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
---  15 errorlog    LIST of today's errors (only for scripts that record failures)
+--   5 jobs        HASH id -> "enqueued_ms|attempts|jams|priority|" .. JSON body (opaque here)
+--   6 run         HASH id -> "token|started_ms|worker"   (present only while held)
+--   7 rerun       HASH id -> "priority|body" of a rerun requested while processing
+--   8 errors      HASH id -> JSON of the last error
+--   9 seq         STRING counter: FIFO sequence and fencing tokens
+--  10 wake        LIST wake-up tokens for idle workers (kept at <= 1 element)
+--  11 paused      STRING present while the queue is paused
+--  12 stats       HASH processed / failed totals; born: when the queue was first used
+--  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
+--  14 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
+--                 result HASH of a Django task's run (task_*)
 --
 -- A job id lives in exactly one of queued, scheduled, processing, failed, or none of them
--- (released). body/meta exist exactly while it is in one of those four.
+-- (released). Its jobs record exists exactly while it is in one of those four. The counters
+-- share the record with the body so that a queued job costs two entries, not three.
 local K = {
   queued = KEYS[1], scheduled = KEYS[2], processing = KEYS[3], failed = KEYS[4],
-  body = KEYS[5], meta = KEYS[6], run = KEYS[7], rerun = KEYS[8], errors = KEYS[9],
-  seq = KEYS[10], wake = KEYS[11], paused = KEYS[12], stats = KEYS[13],
-  throughput = KEYS[14], errorlog = KEYS[15],
+  jobs = KEYS[5], run = KEYS[6], rerun = KEYS[7], errors = KEYS[8], seq = KEYS[9],
+  wake = KEYS[10], paused = KEYS[11], stats = KEYS[12], throughput = KEYS[13],
 }
+local EXTRA_KEY = KEYS[14]
 local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 
 -- Redis does not roll back a script that fails half-way, so a key that holds garbage (written
--- by hand?) must stop every script before its first write, not in the middle of one.
-do
+-- by hand?) must stop a script before its first write, not in the middle of one. Every script
+-- that writes after a step it cannot undo (a ZPOPMIN, a ZREM) calls this first; read-only
+-- scripts and those whose only writes follow a check of the same key skip its cost.
+local function refuse_corrupt_keys()
   local seq = redis.call('GET', K.seq)
   if seq and not tonumber(seq) then
     error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a number')
   end
-  -- The keys scripts write to after a step that cannot be undone (a ZPOPMIN, a ZREM): a job
-  -- moved into a key of the wrong type would be lost half-way.
-  for _, name in ipairs({'queued', 'scheduled', 'processing', 'failed', 'stats'}) do
+  for _, name in ipairs({'queued', 'scheduled', 'processing', 'failed', 'jobs', 'run', 'stats'}) do
+    local wanted = (name == 'jobs' or name == 'run' or name == 'stats') and 'hash' or 'zset'
     local found = redis.call('TYPE', K[name])['ok']
-    local wanted = name == 'stats' and 'hash' or 'zset'
     if found ~= 'none' and found ~= wanted then
       error('convoy: ' .. K[name] .. ' is a ' .. found .. ', not a ' .. wanted)
     end
@@ -56,22 +57,34 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
-local function read_meta(id)
-  local raw = redis.call('HGET', K.meta, id)
-  local e, a, j, p
-  if raw then
-    e, a, j, p = string.match(raw, '^(%d+)|(%d+)|(%d+)|(-?%d+)$')
+-- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
+-- an empty body, and a record without the counters (mangled by hand) as all body: either way
+-- the worker fails its unreadable body instead of the queue stopping.
+local function read_job(id)
+  local raw = redis.call('HGET', K.jobs, id) or ''
+  local _, stop, e, a, j, p = string.find(raw, '^(%d+)|(%d+)|(%d+)|(-?%d+)|')
+  if not stop then
+    return {enqueued = 0, attempts = 0, jams = 0, priority = 0, body = raw}
   end
-  -- A missing or hand-mangled record must not stop the queue: start from zero.
   return {
-    enqueued = tonumber(e) or 0, attempts = tonumber(a) or 0,
-    jams = tonumber(j) or 0, priority = tonumber(p) or 0,
+    enqueued = tonumber(e), attempts = tonumber(a), jams = tonumber(j),
+    priority = tonumber(p), body = string.sub(raw, stop + 1),
   }
 end
 
-local function write_meta(id, m)
-  redis.call('HSET', K.meta, id,
-    int(m.enqueued) .. '|' .. m.attempts .. '|' .. m.jams .. '|' .. m.priority)
+-- "enqueued_ms|attempts|jams|priority": the record's head, as inspect and browse return it.
+local function counters_of(m)
+  return int(m.enqueued) .. '|' .. m.attempts .. '|' .. m.jams .. '|' .. m.priority
+end
+
+local function write_job(id, m)
+  redis.call('HSET', K.jobs, id, counters_of(m) .. '|' .. m.body)
+end
+
+-- Just the priority, without copying the body out of Redis.
+local function priority_of(id)
+  local raw = redis.call('HGET', K.jobs, id)
+  return tonumber(raw and string.match(raw, '^%d+|%d+|%d+|(-?%d+)|')) or 0
 end
 
 local function wake_one()
@@ -106,8 +119,7 @@ end
 
 -- Forget a job whose life ended: its id is free to be queued again.
 local function release(id)
-  redis.call('HDEL', K.body, id)
-  redis.call('HDEL', K.meta, id)
+  redis.call('HDEL', K.jobs, id)
   redis.call('HDEL', K.errors, id)
 end
 
@@ -115,8 +127,7 @@ end
 local function start_fresh(id, body, priority, now)
   redis.call('ZREM', K.failed, id)
   redis.call('HDEL', K.errors, id)
-  redis.call('HSET', K.body, id, body)
-  write_meta(id, {enqueued = now, attempts = 0, jams = 0, priority = priority})
+  write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
 end
 
 local function state_of(id, now)
@@ -131,11 +142,13 @@ local function state_of(id, now)
   return nil
 end
 
--- Count an outcome in the totals and in the per-minute throughput of the last hour.
-local function tick(outcome, now)
-  redis.call('HINCRBY', K.stats, outcome, 1)
+-- Count n outcomes (1 if not given) in the totals and in the per-minute throughput of the
+-- last hour.
+local function tick(outcome, now, n)
+  n = n or 1
+  redis.call('HINCRBY', K.stats, outcome, n)
   local minute = math.floor(now / 60000)
-  if redis.call('HINCRBY', K.throughput, outcome .. ':' .. minute, 1) == 1
+  if redis.call('HINCRBY', K.throughput, outcome .. ':' .. minute, n) == n
       and redis.call('HLEN', K.throughput) > 130 then
     for _, field in ipairs(redis.call('HKEYS', K.throughput)) do
       local m = tonumber(string.match(field, ':(%d+)$'))
@@ -160,12 +173,11 @@ local function queue_pending_rerun(id, now)
   return true
 end
 
+-- EXTRA_KEY is the day's error log in the scripts that call this.
 local function log_error(error_json, keep, ttl_seconds)
-  if K.errorlog then
-    redis.call('LPUSH', K.errorlog, error_json)
-    redis.call('LTRIM', K.errorlog, 0, keep - 1)
-    redis.call('EXPIRE', K.errorlog, ttl_seconds)
-  end
+  redis.call('LPUSH', EXTRA_KEY, error_json)
+  redis.call('LTRIM', EXTRA_KEY, 0, keep - 1)
+  redis.call('EXPIRE', EXTRA_KEY, ttl_seconds)
 end
 
 -- Drop failed records older than the retention (a bounded batch per call).
@@ -187,10 +199,78 @@ local function finish_failed(id, now, failed_ttl_ms)
   return 'failed'
 end
 
--- Django Tasks runs (task_*.lua): the result id a stored body carries, or ''. pcall: a body
--- added by other code may not be JSON at all.
-local function result_of(stored)
-  local ok, data = pcall(cjson.decode, stored or '')
+-- Promote due scheduled jobs, then hand up to max_jobs queued jobs to worker (claim.lua,
+-- ack_claim.lua). Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the
+-- sequence counter and the queue's birth time (the counter only grows and the birth never
+-- changes, unless Redis lost data), then per claimed job: id, body, attempt, token.
+local function claim_jobs(max_jobs, worker, lease, promote_limit)
+  local now = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'LIMIT', 0, promote_limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', K.scheduled, id)
+    push_queued(id, priority_of(id))
+  end
+  local first = redis.call('ZRANGE', K.scheduled, 0, 0, 'WITHSCORES')
+  local out = {int(now), first[2] or '-1', 0, 0, ''}
+
+  local popped = {}
+  if redis.call('EXISTS', K.paused) == 1 then
+    out[3] = 1
+  elseif max_jobs > 0 then
+    popped = redis.call('ZPOPMIN', K.queued, max_jobs)
+  end
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local m = read_job(id)
+    m.attempts = m.attempts + 1
+    write_job(id, m)
+    local token = redis.call('INCR', K.seq)
+    redis.call('HSET', K.run, id, token .. '|' .. int(now) .. '|' .. worker)
+    redis.call('ZADD', K.processing, int(now + lease), id)
+    out[#out + 1] = id
+    out[#out + 1] = m.body
+    out[#out + 1] = m.attempts
+    out[#out + 1] = token
+  end
+  -- Pass the baton: if work is left, make sure another idle worker wakes for it.
+  if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
+    wake_one()
+  end
+  out[4] = redis.call('GET', K.seq) or '0'
+  out[5] = redis.call('HGET', K.stats, 'born') or ''
+  return out
+end
+
+-- End runs that succeeded, releasing their ids (or queueing a requested rerun): the (id, token)
+-- pairs of ARGV from index first on (ack.lua, ack_claim.lua). Returns per run: 1 released,
+-- 2 rerun queued, 0 refused (the token no longer holds the job).
+local function ack_runs(first)
+  local now = now_ms()
+  local out = {}
+  local processed = 0
+  for i = first, #ARGV, 2 do
+    local id, token = ARGV[i], ARGV[i + 1]
+    if owns(id, token) then
+      stop_run(id)
+      processed = processed + 1
+      if queue_pending_rerun(id, now) then
+        out[#out + 1] = 2
+      else
+        release(id)
+        out[#out + 1] = 1
+      end
+    else
+      out[#out + 1] = 0
+    end
+  end
+  if processed > 0 then tick('processed', now, processed) end
+  return out
+end
+
+-- Django Tasks runs (task_*.lua): the result id a body carries, or ''. pcall: a body added by
+-- other code may not be JSON at all.
+local function result_of(body)
+  local ok, data = pcall(cjson.decode, body or '')
   if ok and type(data) == 'table' and type(data.payload) == 'table'
       and type(data.payload.result) == 'string' then
     return data.payload.result

@@ -1,6 +1,7 @@
 -- add: queue jobs by id, unless the id is already queued, scheduled or processing.
 -- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, then (id, body) pairs.
 -- Returns a flat list: per job, added (0 | 1) and the state its id is in now.
+refuse_corrupt_keys()
 local if_processing, delay, priority = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local out = {}

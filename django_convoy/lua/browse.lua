@@ -2,8 +2,9 @@
 -- ARGV: state ('queued' | 'processing' | 'jammed' | 'scheduled' | 'failed'), offset, count,
 --   preview_bytes
 -- Returns: now_ms, how many jobs are in that state, then per job on the page: id, score,
---   body length in bytes, the body's first preview_bytes at most, meta, run, last error's type,
---   last error's message (first preview_bytes at most), pending rerun flag (0 | 1)
+--   body length in bytes, the body's first preview_bytes at most,
+--   "enqueued_ms|attempts|jams|priority", run, last error's type, last error's message (first
+--   preview_bytes at most), pending rerun flag (0 | 1)
 -- Pages by rank, so each call costs O(log N + count) however many jobs the state holds.
 -- Order: queued in queue order, scheduled by due time, jammed longest past its lease first,
 -- processing by lease deadline, failed newest first.
@@ -48,7 +49,7 @@ end
 
 for i = 1, #page, 2 do
   local id = page[i]
-  local body = redis.call('HGET', K.body, id) or ''
+  local job = read_job(id)
   local error_type, error_message = '', ''
   local error_json = redis.call('HGET', K.errors, id)
   if error_json then
@@ -62,9 +63,9 @@ for i = 1, #page, 2 do
   end
   out[#out + 1] = id
   out[#out + 1] = page[i + 1]
-  out[#out + 1] = #body
-  out[#out + 1] = head(body)
-  out[#out + 1] = redis.call('HGET', K.meta, id) or ''
+  out[#out + 1] = #job.body
+  out[#out + 1] = head(job.body)
+  out[#out + 1] = counters_of(job)
   out[#out + 1] = redis.call('HGET', K.run, id) or ''
   out[#out + 1] = error_type
   out[#out + 1] = error_message

@@ -4,6 +4,7 @@
 -- Returns per recovered job: id, action ('requeued' | 'failed' | 'rerun' | 'dropped'),
 --   worker, started_ms, deadline_ms, attempts, jams
 -- Atomic: when many jam guards run at once, each jammed run is recovered exactly once.
+refuse_corrupt_keys()
 local mode, max_jams, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local jammed = redis.call('ZRANGEBYSCORE', K.processing, '-inf', '(' .. int(now),
@@ -15,7 +16,7 @@ for i = 1, #jammed, 2 do
   local run = redis.call('HGET', K.run, id) or ''
   local started, worker = string.match(run, '^%d+|(%d+)|(.*)$')
   stop_run(id)
-  local m = read_meta(id)
+  local m = read_job(id)
   local action
   if mode == 'drop' then
     redis.call('HDEL', K.rerun, id)
@@ -23,7 +24,7 @@ for i = 1, #jammed, 2 do
     action = 'dropped'
   else
     m.jams = m.jams + 1
-    write_meta(id, m)
+    write_job(id, m)
     if m.jams > max_jams then
       local error_json = cjson.encode({
         type = 'django_convoy.exceptions.JobJammed',

@@ -1,6 +1,7 @@
 -- purge: remove up to limit waiting (queued, then scheduled) jobs, releasing their ids.
 -- ARGV: limit
 -- Returns the number removed; call again until it returns 0.
+refuse_corrupt_keys()
 local limit = tonumber(ARGV[1])
 local removed = 0
 for _, set in ipairs({K.queued, K.scheduled}) do

@@ -1,6 +1,6 @@
 -- task_add: queue one run of a Django task (django_convoy.backends) and create its result, unless
 -- its job id already stands for a live run.
--- KEYS: the queue's, with 15 the HASH of the new run's result (django_convoy.keys.task_result_key,
+-- KEYS: the queue's, with EXTRA_KEY the HASH of the new run's result (django_convoy.keys.task_result_key,
 --   in the error log's place: no task_* script records failures in the error log)
 -- ARGV: id, body (its payload carries the result id), if_processing ('ignore' | 'rerun'),
 --   due_ms (Redis-clock ms; <= now: queue it now), priority, keep_ms (how long a result HASH
@@ -9,9 +9,10 @@
 --   run once the live run ends) or 'exists': then the result id is the live run's (the pending
 --   rerun's, if there is one), or '' when that run was not enqueued through Django's Tasks
 --   framework.
+refuse_corrupt_keys()
 local id, body, if_processing = ARGV[1], ARGV[2], ARGV[3]
 local due, priority, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local result = KEYS[15]
+local result = EXTRA_KEY
 local now = now_ms()
 
 local function create_result(waits_ms)
@@ -44,4 +45,4 @@ if (state == 'processing' or state == 'jammed') and if_processing == 'rerun' the
   create_result(0)
   return {int(now), 'rerun', result_of(body)}
 end
-return {int(now), 'exists', result_of(redis.call('HGET', K.body, id))}
+return {int(now), 'exists', result_of(read_job(id).body)}

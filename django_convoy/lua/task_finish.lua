@@ -1,13 +1,13 @@
 -- task_finish: record how an attempt of a Django task ended; only the run holding the job may.
--- KEYS: the queue's, with 15 the run's result HASH (in the error log's place)
+-- KEYS: the queue's, with EXTRA_KEY the run's result HASH (in the error log's place)
 -- ARGV: id, token, status ('SUCCESSFUL' | 'FAILED' | 'READY': failed, to be retried),
 --   value (the return value's JSON, else the error's), ttl_ms
 -- Returns: now_ms, or 0 when the token no longer holds the job (a late worker: refused).
 local id, token, status, value, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local result = KEYS[15]
+local result = EXTRA_KEY
 if not owns(id, token) then return 0 end
 local now = now_ms()
-local attempt = read_meta(id).attempts
+local attempt = read_job(id).attempts
 redis.call('HSET', result, 'status', status, 'attempt', attempt)
 if status == 'SUCCESSFUL' then
   redis.call('HSET', result, 'return', value, 'finished', int(now))

@@ -1,18 +1,18 @@
 -- task_start: a worker starts running a Django task: mark its result RUNNING for this attempt.
--- KEYS: the queue's, with 15 the run's result HASH (in the error log's place)
+-- KEYS: the queue's, with EXTRA_KEY the run's result HASH (in the error log's place)
 -- ARGV: id, token, worker_id, keep_ms
 -- Returns {} when the token no longer holds the job (nothing written); else now_ms, the
 --   attempt, then the result HASH as field, value pairs.
 -- Result fields: job, body, enqueued, status, attempt (of the last write), started (first
 -- attempt), last_attempted, finished, return (JSON), worker:<attempt>, error:<attempt> (JSON).
 local id, token, worker, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local result = KEYS[15]
+local result = EXTRA_KEY
 if not owns(id, token) then return {} end
 local now = now_ms()
-local m = read_meta(id)
+local m = read_job(id)
 if redis.call('EXISTS', result) == 0 then
   -- It expired while the job waited longer than keep_ms: the job still has all it needs.
-  redis.call('HSET', result, 'job', id, 'body', redis.call('HGET', K.body, id) or '',
+  redis.call('HSET', result, 'job', id, 'body', m.body,
     'enqueued', int(m.enqueued))
 end
 -- An attempt that ended without the task's own report (it timed out) left its error with the

@@ -208,16 +208,17 @@ def test_reporter_retries_only_what_it_could_not_report(monkeypatch):
         get_queue(name).add_job("a")
         (runs[name],) = get_queue(name).claim(1, worker.id).jobs
     batch = [Outcome(Run(job), None, None, 0.01) for job in runs.values()]
-    real_ack = worker.queues["monsterTrucks"].ack
+    trucks = worker.queues["monsterTrucks"]
 
-    def away(runs):
+    def away(*args):
         raise RedisUnavailable("Redis at somewhere is unreachable")
 
-    monkeypatch.setattr(worker.queues["monsterTrucks"], "ack", away)
-    with pytest.raises(RedisUnavailable):
-        worker._report(batch)
+    with monkeypatch.context() as patched:
+        patched.setattr(trucks, "ack", away)
+        patched.setattr(trucks, "ack_and_claim", away)
+        with pytest.raises(RedisUnavailable):
+            worker._report(batch)
     assert [o.run.job.queue for o in batch] == ["monsterTrucks"]  # default's ack went through
-    monkeypatch.setattr(worker.queues["monsterTrucks"], "ack", real_ack)
     worker._report(batch)
     assert worker.processed == 2  # each acked once: no refused second ack
     assert batch == []

@@ -160,8 +160,7 @@ def left_behind(client: redis.Redis, keys: QueueKeys) -> dict[str, list[str]]:
     held = states(client, keys)
     processing = {job_id for job_id, state in held.items() if state == "processing"}
     stray = {
-        "body": [i for i in client.hkeys(keys.body) if i not in held],
-        "meta": [i for i in client.hkeys(keys.meta) if i not in held],
+        "jobs": [i for i in client.hkeys(keys.jobs) if i not in held],
         "errors": [i for i in client.hkeys(keys.errors) if i not in held],
         "rerun": [i for i in client.hkeys(keys.rerun) if i not in held],
         "run": [i for i in client.hkeys(keys.run) if i not in processing],

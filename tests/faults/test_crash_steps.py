@@ -3,9 +3,10 @@
 A hook in the worker's client layer (``hooks.py``) counts convoy's script calls and, at the
 first call of one script, kills the worker (SIGKILL) or drops the connection, either before the
 request reached Redis or after Redis executed it and before the reply came back. The steps are
-the Redis writes of a run: claim -> (the job's code) -> renew -> ack or fail; the jam guard's
-recovery; the hand-back of a stopping worker. Every case must end the same way: the job done
-exactly once as far as Redis is concerned, its id released, nothing held or left behind.
+the Redis writes of a run: claim -> (the job's code) -> renew -> ack_claim (the ack, claiming
+the next run with it) or fail; the jam guard's recovery; the hand-back of a stopping worker.
+Every case must end the same way: the job done exactly once as far as Redis is concerned, its
+id released, nothing held or left behind.
 
 All cases run at once, each in a Redis database of its own with its own workers; each test
 then checks one case.
@@ -53,7 +54,7 @@ class Case:
         return self.action == "kill" or self.step == "handback"
 
 
-STEPS = ("claim", "renew", "ack", "fail", "jamguard", "handback")
+STEPS = ("claim", "renew", "ack_claim", "fail", "jamguard", "handback")
 CASES = [Case("run")] + [
     Case(step, when, action)
     for step in STEPS

@@ -119,12 +119,13 @@ def test_giant_int_id_is_refused_with_invalid_job(fuzz_queue):
     round_trip(fuzz_queue, 10**5000, None)
 
 
-def test_get_job_of_a_job_with_mangled_meta_does_not_raise(fuzz_queue):
-    """Reading a job tolerates a meta entry mangled by hand, as the scripts themselves do."""
+def test_get_job_of_a_job_with_a_mangled_record_does_not_raise(fuzz_queue):
+    """A record without its counters (mangled by hand) reads as all body, counters zero."""
     fuzz_queue.client.flushall()
     fuzz_queue.add_job("mangled")
-    fuzz_queue.client.hset(fuzz_queue.keys.meta, "mangled", "garbage|x|")
-    assert fuzz_queue.get_job("mangled").state == "queued"
+    fuzz_queue.client.hset(fuzz_queue.keys.jobs, "mangled", "garbage|x|")
+    job = fuzz_queue.get_job("mangled")
+    assert (job.state, job.payload, job.attempts, job.priority) == ("queued", "garbage|x|", 0, 0)
 
 
 # -- garbage in Redis, under a real worker ----------------------------------------------------
@@ -139,28 +140,42 @@ class Garbage:
     running: bool = False  # written while the target job runs (else while it is queued)
     due: bool = False  # the target is a scheduled job, due now (else a queued one)
     outcome: str = "done"  # what the target job must end as: done | failed | lost (the
-    # garbage itself overwrote the key holding it: its body and meta are left, unreachable)
+    # garbage itself overwrote the key holding it: its record is left, unreachable)
     error: str = ""  # for failed: the recorded error must say this
 
 
 GARBAGE = [
-    Garbage("body-not-json", "body", '{"payload": [1, 2', outcome="failed", error="corrupt body"),
-    Garbage("body-not-a-job", "body", "[1, 2, 3]", outcome="failed", error="corrupt body"),
+    Garbage("body-not-json", "jobs", '{"payload": [1, 2', outcome="failed", error="corrupt body"),
+    Garbage("body-not-a-job", "jobs", "[1, 2, 3]", outcome="failed", error="corrupt body"),
     Garbage(
         "body-unregistered-task",
-        "body",
+        "jobs",
         '{"task": "os.system", "payload": {"args": ["touch /tmp/pwned"], "kwargs": {}}}',
         outcome="failed",
         error="not registered",
     ),
     Garbage(
         "body-bad-task-payload",
-        "body",
+        "jobs",
         '{"task": "tests.jobs.tasks.add", "payload": "x"}',
         outcome="failed",
         error="a task payload needs",
     ),
-    Garbage("meta-garbage", "meta", "garbage|x|"),
+    Garbage(
+        "record-counters-garbage",
+        "jobs",
+        'garbage|x|{"payload": null}',
+        outcome="failed",  # read as all body, which is not JSON
+        error="corrupt body",
+    ),
+    Garbage(
+        "jobs-wrong-type",
+        "jobs",
+        "x",
+        entry=False,
+        outcome="failed",  # its record went with the key: the repaired queue fails it
+        error="corrupt body",
+    ),
     Garbage("errors-not-json", "errors", "{oops"),
     Garbage("run-garbage", "run", "garbage", running=True),
     Garbage(
@@ -295,7 +310,7 @@ def test_garbage_in_redis_costs_at_most_its_job_and_the_worker_keeps_running(gar
     assert result["target"] == case.outcome
     assert case.error in result["target_error"]
     left = dict(result["left_behind"])
-    if case.outcome == "lost":  # the garbage overwrote its queue entry: body and meta remain
+    if case.outcome == "lost":  # the garbage overwrote its queue entry: its record remains
         left = {key: ids for key, ids in left.items() if ids != [f"{case.name}-target"]}
     assert left == {}
     assert result["tracebacks"] == 0

@@ -296,8 +296,7 @@ class QueueModel(RuleBasedStateMachine):
         keys, client = self.queue.keys, self.client
         held = checker.states(client, keys)  # raises if an id is in two states
         assert held == {i: e.state for i, e in self.entries.items()}
-        assert set(client.hkeys(keys.body)) == set(held)
-        assert set(client.hkeys(keys.meta)) == set(held)
+        assert set(client.hkeys(keys.jobs)) == set(held)
         assert set(client.hkeys(keys.errors)) <= set(held)
         assert set(client.hkeys(keys.run)) == {i for i, s in held.items() if s == "processing"}
         assert set(client.hkeys(keys.rerun)) == {i for i, e in self.entries.items() if e.rerun}
@@ -306,13 +305,13 @@ class QueueModel(RuleBasedStateMachine):
             key=lambda i: (-self.entries[i].priority, self.entries[i].order),
         )
         for job_id, entry in self.entries.items():
-            meta = client.hget(keys.meta, job_id).split("|")
-            assert (int(meta[1]), int(meta[2]), int(meta[3])) == (
+            _, attempts, jams, priority, body = client.hget(keys.jobs, job_id).split("|", 4)
+            assert (int(attempts), int(jams), int(priority)) == (
                 entry.attempts,
                 entry.jams,
                 entry.priority,
             ), job_id
-            assert json.loads(client.hget(keys.body, job_id)) == {"payload": entry.payload}
+            assert json.loads(body) == {"payload": entry.payload}
             if entry.rerun:
                 priority, body = client.hget(keys.rerun, job_id).split("|", 1)
                 assert (int(priority), json.loads(body)["payload"]) == entry.rerun

@@ -67,7 +67,7 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
             "faults",
             name="stalled",
             port=proxy.port if proxy else None,
-            **({"CONVOY_FAULT_PLAN": "ack:1:before:stop"} if stall == "ack-stop" else {}),
+            **({"CONVOY_FAULT_PLAN": "ack_claim:1:before:stop"} if stall == "ack-stop" else {}),
         )
         cluster.wait_for(
             lambda: sum(run.pid == old.pid for run in cluster.runs()) == JOBS, 30, "all started"
