@@ -52,9 +52,15 @@ class ThreadedWorker:
         assert not self.thread.is_alive(), "worker did not stop"
 
 
-def manage(*args: str, **kwargs) -> subprocess.Popen:
-    """Start ``manage.py`` as a real subprocess using the test settings and private Redis."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+def manage(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """Start ``manage.py`` as a real subprocess using the test settings and private Redis
+    (``env``: variables to set on top)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,

@@ -100,3 +100,21 @@ def test_burst_worker_exits_when_its_queues_are_empty():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert get_queue("default").stats()["processed_total"] == 2
+
+
+def test_worker_started_before_its_cluster_is_up_waits_for_it_and_stops_on_sigterm():
+    """A Redis Cluster client must reach a node to exist: the worker retries, it does not exit."""
+    from django_convoy.redis_server import free_port
+
+    nobody = f"redis+cluster://127.0.0.1:{free_port()}"
+    worker = manage("convoy_worker", "default", env={"CONVOY_TEST_REDIS_URL": nobody})
+    lines = []
+    for line in worker.stdout:
+        lines.append(line)
+        if sum("retrying in" in seen for seen in lines) == 2:
+            break
+    assert worker.poll() is None, "".join(lines)
+    assert "is unreachable" in lines[0], lines[0]
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=10)
+    assert worker.returncode == 0, "".join(lines) + out

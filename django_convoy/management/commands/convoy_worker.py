@@ -1,13 +1,14 @@
 import logging
 import signal
 import sys
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from django_convoy.conf import get_config
-from django_convoy.exceptions import ConvoyError
-from django_convoy.worker import Worker
+from django_convoy.exceptions import ConvoyError, RedisUnavailable
+from django_convoy.worker import Backoff, Worker
 
 
 class Command(BaseCommand):
@@ -59,31 +60,50 @@ class Command(BaseCommand):
         if options["grace"] < 0:
             raise CommandError("--grace must be >= 0.")
         _log_to(self.stdout, options["verbosity"])
-        try:
-            worker = Worker(
-                queues,
-                concurrency=options["concurrency"],
-                burst=options["burst"],
-                max_jobs=options["max_jobs"],
-                grace=options["grace"],
-                jam_guard=not options["no_jam_guard"],
-                pool=options["pool"],
-            )
-        except ConvoyError as exc:
-            raise CommandError(str(exc)) from exc
-        signals_seen = []
+        signals_seen: list[int] = []
+        started: list[Worker] = []
+        stopped = threading.Event()  # a signal before the worker exists: do not start it
 
         # Handlers only set flags: the worker's threads act on them outside the handler.
         def on_signal(signum: int, frame: Any) -> None:
             signals_seen.append(signum)
-            if len(signals_seen) == 1:
-                worker.request_stop()
-            else:
-                worker.request_abort()
+            stopped.set()
+            if started and len(signals_seen) == 1:
+                started[0].request_stop()
+            elif started:
+                started[0].request_abort()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
-        worker.run()
+        worker = self._create_worker(queues, options, stopped)
+        if worker is None:
+            return
+        started.append(worker)
+        if not stopped.is_set():
+            worker.run()
+
+    def _create_worker(
+        self, queues: list[str], options: dict[str, Any], stopped: threading.Event
+    ) -> Worker | None:
+        """The worker, once Redis answers: a Redis Cluster client must reach a node to exist,
+        and a worker started before its cluster is up should wait for it, not exit."""
+        backoff = Backoff()
+        while not stopped.is_set():
+            try:
+                return Worker(
+                    queues,
+                    concurrency=options["concurrency"],
+                    burst=options["burst"],
+                    max_jobs=options["max_jobs"],
+                    grace=options["grace"],
+                    jam_guard=not options["no_jam_guard"],
+                    pool=options["pool"],
+                )
+            except RedisUnavailable as exc:
+                backoff.wait(stopped, exc)
+            except ConvoyError as exc:
+                raise CommandError(str(exc)) from exc
+        return None
 
 
 def _log_to(stream: Any, verbosity: int) -> None:
