@@ -47,13 +47,14 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def make_client(topology: Topology, options: dict[str, Any]) -> redis.Redis | RedisCluster:
-    """Return a client of ``topology``; ``options`` (REDIS_OPTIONS) go to every data server."""
-    kwargs = {**topology.options, **options, "decode_responses": True}
+def make_client(
+    topology: Topology, options: dict[str, Any], defaults: dict[str, Any]
+) -> redis.Redis | RedisCluster:
+    """Return a client of ``topology``; ``options`` (REDIS_OPTIONS) go to every data server,
+    over the URL's options, over ``defaults``."""
+    kwargs = {**defaults, **topology.options, **options, "decode_responses": True}
     for name in SERVER_OPTIONS:
         kwargs.pop(name, None)
-    # A dead host must not hold a thread for the OS's two-minute connect timeout.
-    kwargs.setdefault("socket_connect_timeout", 5)
     if topology.kind == "cluster":
         kwargs.pop("db", None)
         # Keep serving the slots that have a primary while another's are failing over.
@@ -77,11 +78,15 @@ def make_client(topology: Topology, options: dict[str, Any]) -> redis.Redis | Re
     return client
 
 
-def client_from_pool(source: Any, options: dict[str, Any]) -> redis.Redis | None:
+def client_from_pool(
+    source: Any, options: dict[str, Any], defaults: dict[str, Any]
+) -> redis.Redis | None:
     """A decoded client of the primary a django-redis Sentinel pool serves; None otherwise."""
     if not isinstance(source, SentinelConnectionPool):
         return None
-    kwargs = {k: v for k, v in source.connection_kwargs.items() if k not in SERVER_OPTIONS} | {
+    kwargs = {
+        **defaults,
+        **{k: v for k, v in source.connection_kwargs.items() if k not in SERVER_OPTIONS},
         **options,
         "decode_responses": True,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -35,28 +36,47 @@ def reset() -> None:
         _client = None
 
 
+# Below anything the URL, REDIS_OPTIONS or a django-redis cache says. redis-py waits forever on
+# a reply by default: a connection whose far end vanished without a FIN (a failover, a NAT that
+# forgot the flow) would hang a producer or a worker's thread for good.
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "health_check_interval": 30,
+    "socket_timeout": 30,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+}
+
+
 def _make_client() -> redis.Redis:
     config = get_config()
-    options = {"health_check_interval": 30, **config.redis_options, "decode_responses": True}
+    options = {**config.redis_options, "decode_responses": True}
     if config.topology is not None:  # a Redis Cluster or a Sentinel group
         try:
-            return cluster.make_client(config.topology, options)
+            return cluster.make_client(config.topology, options, CLIENT_DEFAULTS)
         except redis.ConnectionError as exc:
             raise RedisUnavailable(
                 f"{config.topology.describe()} is unreachable ({_without_credentials(str(exc))})."
             ) from exc
-    if config.redis_url:
-        return redis.Redis.from_url(config.redis_url, **options)
+    if config.redis_url:  # the URL's own query options win over these (redis-py's rule)
+        defaults = _defaults(unix_socket=config.redis_url.startswith("unix:"))
+        return redis.Redis.from_url(config.redis_url, **{**defaults, **options})
     # CONNECTION: reuse the connection settings of a django-redis cache. Convoy keeps a pool
     # of its own because it needs decoded replies, which the cache's client does not give.
     from django_redis import get_redis_connection
 
     source = get_redis_connection(config.connection).connection_pool
-    if (sentinel_client := cluster.client_from_pool(source, options)) is not None:
+    if (sentinel_client := cluster.client_from_pool(source, options, CLIENT_DEFAULTS)) is not None:
         return sentinel_client
-    kwargs = {**source.connection_kwargs, **options}
+    unix_socket = issubclass(source.connection_class, redis.UnixDomainSocketConnection)
+    kwargs = {**_defaults(unix_socket), **source.connection_kwargs, **options}
     pool = type(source)(connection_class=source.connection_class, **kwargs)
     return redis.Redis(connection_pool=pool)
+
+
+def _defaults(unix_socket: bool) -> dict[str, Any]:
+    if unix_socket:  # no TCP: keepalive is not an option of a unix socket's connection
+        return {k: v for k, v in CLIENT_DEFAULTS.items() if k != "socket_keepalive"}
+    return CLIENT_DEFAULTS
 
 
 def endpoint(client: redis.Redis) -> str:

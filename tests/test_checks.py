@@ -141,3 +141,32 @@ def test_connection_alias_reuses_a_django_redis_cache(settings, redis_client):
     ):
         assert get_queue("default").add_job("via-cache").added
     assert redis_client.zcard("convoytest:{default}:queued") == 1
+
+
+def _socket_options() -> dict:
+    from django_convoy import connection
+
+    kwargs = connection.get_client().connection_pool.connection_kwargs
+    return {key: kwargs.get(key) for key in ("socket_timeout", "socket_keepalive")}
+
+
+def test_client_never_waits_forever_on_a_reply_unless_told_to(settings):
+    """A reply timeout by default; the URL, REDIS_OPTIONS and a django-redis cache override it."""
+    url = settings.CONVOY["REDIS_URL"]
+    assert _socket_options() == {"socket_timeout": 30, "socket_keepalive": True}
+    with override_settings(CONVOY={**settings.CONVOY, "REDIS_URL": f"{url}?socket_timeout=2"}):
+        assert _socket_options()["socket_timeout"] == 2
+    with override_settings(CONVOY={**settings.CONVOY, "REDIS_OPTIONS": {"socket_timeout": None}}):
+        assert _socket_options()["socket_timeout"] is None
+    caches = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            # A database of its own: django-redis keeps one pool per URL for the process.
+            "LOCATION": url.rsplit("/", 1)[0] + "/3",
+            "OPTIONS": {"SOCKET_TIMEOUT": 3},
+        }
+    }
+    with override_settings(
+        CACHES=caches, CONVOY={"CONNECTION": "default", "QUEUES": {"default": {}}}
+    ):
+        assert _socket_options() == {"socket_timeout": 3, "socket_keepalive": True}
