@@ -98,7 +98,10 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
 
         def settled() -> bool:
             answered = {job_id for job_id in ids if f"faults {job_id}:" in old.output()}
-            return queue.stats()["processed_total"] == JOBS and answered == set(ids)
+            # The old runs go on after their lease lost (a thread cannot be stopped): wait for
+            # their ends too, or stopping the worker cuts them off unrecorded.
+            ended = all(run.end is not None for run in cluster.runs() if run.pid == old.pid)
+            return queue.stats()["processed_total"] == JOBS and answered == set(ids) and ended
 
         cluster.wait_for(
             settled, 30, "new owner done, and every late write of the old one answered"
