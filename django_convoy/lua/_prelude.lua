@@ -93,8 +93,9 @@ local function wake_one()
   end
 end
 
-local function push_queued(id, priority)
-  local seq = redis.call('INCR', K.seq)
+-- seq: a sequence number the caller took already (add takes a block per call), else the next.
+local function push_queued(id, priority, seq)
+  seq = seq or redis.call('INCR', K.seq)
   redis.call('ZADD', K.queued, int((100 - priority) * PRIORITY_STEP + seq), id)
 end
 
@@ -123,10 +124,13 @@ local function release(id)
   redis.call('HDEL', K.errors, id)
 end
 
--- A new run of id: replaces any failed record of an earlier run.
-local function start_fresh(id, body, priority, now)
-  redis.call('ZREM', K.failed, id)
-  redis.call('HDEL', K.errors, id)
+-- A new run of id: replaces any failed record and last error of an earlier run. unheld: the
+-- caller saw id in no state, so by the schema it has neither.
+local function start_fresh(id, body, priority, now, unheld)
+  if not unheld then
+    redis.call('ZREM', K.failed, id)
+    redis.call('HDEL', K.errors, id)
+  end
   write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
 end
 
@@ -219,13 +223,15 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit)
   elseif max_jobs > 0 then
     popped = redis.call('ZPOPMIN', K.queued, max_jobs)
   end
+  -- The runs' fencing tokens: one block of the sequence for the whole claim.
+  local token = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2) - #popped / 2
   for i = 1, #popped, 2 do
     local id = popped[i]
     local m = read_job(id)
     m.attempts = m.attempts + 1
     write_job(id, m)
-    local token = redis.call('INCR', K.seq)
-    redis.call('HSET', K.run, id, token .. '|' .. int(now) .. '|' .. worker)
+    token = token + 1
+    redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
     redis.call('ZADD', K.processing, int(now + lease), id)
     out[#out + 1] = id
     out[#out + 1] = m.body

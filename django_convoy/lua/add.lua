@@ -6,17 +6,20 @@ local if_processing, delay, priority = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV
 local now = now_ms()
 local out = {}
 local queued_any = false
+-- One block of sequence numbers for the whole call; those of ids not added are skipped.
+local seq = redis.call('INCRBY', K.seq, (#ARGV - 3) / 2) - (#ARGV - 3) / 2
 for i = 4, #ARGV, 2 do
   local id, body = ARGV[i], ARGV[i + 1]
   local state = state_of(id, now)
   local added = 0
+  seq = seq + 1
   if state == nil or state == 'failed' then
-    start_fresh(id, body, priority, now)
+    start_fresh(id, body, priority, now, state == nil)
     if delay > 0 then
       redis.call('ZADD', K.scheduled, int(now + delay), id)
       state = 'scheduled'
     else
-      push_queued(id, priority)
+      push_queued(id, priority, seq)
       state = 'queued'
     end
     added = 1
