@@ -254,12 +254,13 @@ local function ack_runs(first)
   local now = now_ms()
   local out = {}
   local processed = 0
+  local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
     if owns(id, token) then
       stop_run(id)
       processed = processed + 1
-      if queue_pending_rerun(id, now) then
+      if reruns and queue_pending_rerun(id, now) then
         out[#out + 1] = 2
       else
         release(id)
