@@ -26,12 +26,14 @@ test: $(VENV)/.installed browser-deps
 # tests/cluster against a real local Redis Cluster (3 primaries + 3 replicas) and Sentinel group,
 # with failovers and a slot migration (~2 min on 2 cores, so not part of `make test`).
 test-cluster: $(VENV)/.installed
-	CONVOY_CLUSTER_TESTS=1 $(VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
+	CONVOY_CLUSTER_TESTS=1 $(VENV)/bin/python -m pytest tests/cluster -m 'not slow' $(PYTEST_ARGS)
 
-# tests/faults' long tier: thousands of jobs under a kill storm, 8 x 5,000 adds, a longer
-# model test (~10 min on 2 cores). `make test` runs the fast tier of the same scenarios.
+# The long tier of tests/faults and tests/cluster: thousands of jobs under kill storms (also on
+# a cluster and behind Sentinel), 8 x 5,000 adds, a longer model test (~15 min on 2 cores).
+# `make test` and `make test-cluster` run the fast tier of the same scenarios.
 soak: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/faults -m slow $(PYTEST_ARGS)
+	CONVOY_CLUSTER_TESTS=1 $(VENV)/bin/python -m pytest tests/cluster -m slow $(PYTEST_ARGS)
 
 test-dj52: $(VENV52)/.installed browser-deps
 	$(VENV52)/bin/python -c 'import django, sys; print("Django", django.get_version(), "on Python", sys.version.split()[0])'

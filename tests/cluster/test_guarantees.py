@@ -155,9 +155,10 @@ def test_an_idle_worker_wakes_for_a_job_on_any_primary_within_milliseconds(world
 
 def test_no_queue_starves_while_another_is_flooded(world):
     flooded, *others = world.queues
-    world.queue(flooded).add_jobs([f"flood-{n}" for n in range(400)])
+    # 400 jobs of 10 ms, two at a time: about 2 s of work, whatever the worker's own speed.
+    world.queue(flooded).add_jobs([(f"flood-{n}", {"sleep": 0.01}) for n in range(400)])
     with ThreadedWorker(*world.queues, concurrency=2):
-        time.sleep(0.2)
+        wait_until(lambda: world.queue(flooded).stats()["processed_total"] >= 10)
         for name in others:
             world.queue(name).add_job("small")
         wait_until(

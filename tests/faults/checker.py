@@ -44,6 +44,9 @@ REFUSALS = {  # what the worker logs when Redis refuses a write of a run it no l
     "already taken over": "handback",
 }
 DONE = re.compile(r" (?P<queue>\S+) (?P<id>\S+) attempt (?P<attempt>\d+) done in ")
+RECOVERED = re.compile(  # what convoy_jamguard prints for each jammed run it recovered
+    r"^(?P<queue>\S+) (?P<id>\S+): (?:requeued|rerun|failed|dropped) - ", re.MULTILINE
+)
 
 
 @dataclass
@@ -140,6 +143,11 @@ def refusals(*logs: str) -> Counter:
 def acks(log: str) -> list[tuple[str, str, int]]:
     """(queue, id, attempt) of every run whose ack Redis accepted, from one worker's log."""
     return [(m["queue"], m["id"], int(m["attempt"])) for m in DONE.finditer(log)]
+
+
+def recoveries(*logs: str) -> Counter:
+    """How many times ``convoy_jamguard`` processes recovered each (queue, id), from their logs."""
+    return Counter((m["queue"], m["id"]) for log in logs for m in RECOVERED.finditer(log))
 
 
 # -- Redis ------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """A scenario's world: a redis-server of its own, and the real processes it starts and kills.
 
-Each ``Cluster`` starts a private redis-server (so it may kill, restart or wipe it) and runs
-workers, jam guards and producers as real ``manage.py`` / ``python -m`` subprocesses with the
-settings of ``tests.faults.settings``, each in a process group of its own, its output in a file.
+``Processes`` runs workers, jam guards and producers as real ``manage.py`` / ``python -m``
+subprocesses against one Redis, with the settings of ``tests.faults.settings`` (or a module
+building on them), each in a process group of its own, its output in a file, its runs in the
+journal. A ``Cluster`` is ``Processes`` with a private redis-server (so it may kill, restart or
+wipe it); tests/cluster points plain ``Processes`` at a Redis Cluster or a Sentinel group.
 Scenarios that need isolated queues in parallel give each case a database number of its own.
 ``close()`` kills whatever is left, by process group, and stops the server.
 """
@@ -141,61 +143,46 @@ class Proc:
             pass
 
 
-class Cluster:
-    """A private redis-server and the processes of one scenario."""
+class Processes:
+    """The real processes of one scenario against the Redis at ``redis_url``, and what they did.
 
-    def __init__(self, root: Path, *, redis_args: tuple[str, ...] = ()):
+    ``settings_module``: their Django settings; ``env``: more of their environment.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        redis_url: str,
+        *,
+        settings_module: str = SETTINGS,
+        env: dict[str, str] | None = None,
+    ):
         self.root = root
         self.journal_dir = root / "journal"
         self.logs_dir = root / "logs"
         for directory in (self.journal_dir, self.logs_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self.redis_args = ("--databases", "64", *redis_args)
-        self.server = RedisServer(directory=root / "redis", args=self.redis_args).start()
-        self.port = self.server.port
+        self.redis_url = redis_url
+        self.settings_module = settings_module
+        self.extra_env = dict(env or {})
         self.procs: list[Proc] = []
-        self._clients: dict[int, redis.Redis] = {}
-
-    # -- Redis ----------------------------------------------------------------------------------
 
     def url(self, db: int = 0, port: int | None = None) -> str:
-        return f"redis://127.0.0.1:{port or self.port}/{db}"
-
-    def client(self, db: int = 0) -> redis.Redis:
-        """A client of this scenario's server (the suite's own; never the machine's Redis)."""
-        if db not in self._clients:
-            self._clients[db] = redis.Redis.from_url(
-                self.url(db), decode_responses=True, socket_timeout=10
-            )
-        return self._clients[db]
-
-    def queue(self, name: str, db: int = 0) -> Queue:
-        """The queue ``name`` as the scenario's processes see it, for the test to drive."""
-        return Queue(queue_config(name), PREFIX, self.client(db))
-
-    def kill_redis(self) -> None:
-        """SIGKILL redis-server: no shutdown, no final fsync, as a crash or OOM kill."""
-        self.server.process.kill()
-        self.server.process.wait()
-        self.server.process = None
-
-    def start_redis(self) -> None:
-        """Start redis-server again on the same port, directory and persistence settings."""
-        for client in self._clients.values():
-            client.connection_pool.disconnect()
-        self.server = RedisServer(
-            port=self.port, directory=self.root / "redis", args=self.redis_args
-        ).start()
+        """The URL the processes get; only a private server offers other databases and ports."""
+        if db or port is not None:
+            raise ValueError(f"only {self.redis_url} here, not db={db}, port={port}")
+        return self.redis_url
 
     # -- processes ------------------------------------------------------------------------------
 
     def env(self, db: int = 0, port: int | None = None, **extra: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if key not in FAULTKEYS}
         env.update(
-            DJANGO_SETTINGS_MODULE=SETTINGS,
+            DJANGO_SETTINGS_MODULE=self.settings_module,
             PYTHONUNBUFFERED="1",
             CONVOY_TEST_REDIS_URL=self.url(db, port),
             **{journal.ENV: str(self.journal_dir)},
+            **self.extra_env,
             **extra,
         )
         return env
@@ -266,9 +253,55 @@ class Cluster:
         return journal.read_records(self.journal_dir, "connects")
 
     def close(self) -> None:
-        """Kill every process the scenario started that is still there, then the server."""
+        """Kill every process the scenario started that is still there."""
         for proc in self.procs:
             proc.reap()
+
+
+class Cluster(Processes):
+    """A private redis-server and the processes of one scenario."""
+
+    def __init__(self, root: Path, *, redis_args: tuple[str, ...] = ()):
+        self.redis_args = ("--databases", "64", *redis_args)
+        self.server = RedisServer(directory=root / "redis", args=self.redis_args).start()
+        self.port = self.server.port
+        self._clients: dict[int, redis.Redis] = {}
+        super().__init__(root, self.url())
+
+    # -- Redis ----------------------------------------------------------------------------------
+
+    def url(self, db: int = 0, port: int | None = None) -> str:
+        return f"redis://127.0.0.1:{port or self.port}/{db}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A client of this scenario's server (the suite's own; never the machine's Redis)."""
+        if db not in self._clients:
+            self._clients[db] = redis.Redis.from_url(
+                self.url(db), decode_responses=True, socket_timeout=10
+            )
+        return self._clients[db]
+
+    def queue(self, name: str, db: int = 0) -> Queue:
+        """The queue ``name`` as the scenario's processes see it, for the test to drive."""
+        return Queue(queue_config(name), PREFIX, self.client(db))
+
+    def kill_redis(self) -> None:
+        """SIGKILL redis-server: no shutdown, no final fsync, as a crash or OOM kill."""
+        self.server.process.kill()
+        self.server.process.wait()
+        self.server.process = None
+
+    def start_redis(self) -> None:
+        """Start redis-server again on the same port, directory and persistence settings."""
+        for client in self._clients.values():
+            client.connection_pool.disconnect()
+        self.server = RedisServer(
+            port=self.port, directory=self.root / "redis", args=self.redis_args
+        ).start()
+
+    def close(self) -> None:
+        """Kill every process the scenario started that is still there, then the server."""
+        super().close()
         for client in self._clients.values():
             client.close()
         self.server.stop()
