@@ -8,9 +8,19 @@ local out = {}
 local queued_any = false
 -- One block of sequence numbers for the whole call; those of ids not added are skipped.
 local seq = redis.call('INCRBY', K.seq, (#ARGV - 3) / 2) - (#ARGV - 3) / 2
+-- By the schema an id without a record (the usual add) is in no state, which spares three of
+-- state_of's four lookups; running twice at once must not follow even from a record deleted
+-- by hand, so a processing entry is looked for all the same.
+local function state_of_new(id)
+  if redis.call('HEXISTS', K.jobs, id) == 1 then return state_of(id, now) end
+  local deadline = redis.call('ZSCORE', K.processing, id)
+  if deadline then return tonumber(deadline) < now and 'jammed' or 'processing' end
+  return nil
+end
+
 for i = 4, #ARGV, 2 do
   local id, body = ARGV[i], ARGV[i + 1]
-  local state = state_of(id, now)
+  local state = state_of_new(id)
   local added = 0
   seq = seq + 1
   if state == nil or state == 'failed' then
