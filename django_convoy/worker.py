@@ -428,7 +428,9 @@ class Worker:
                     )
                 else:
                     logger.warning(
-                        "%s %s: ack refused, the job was taken from this run (lease expired)",
+                        "%s %s: ack refused: this run no longer holds the job (its lease "
+                        "expired and it was taken over, or it was removed; or this same ack "
+                        "landed before and its reply was lost)",
                         name,
                         job.id,
                     )
