@@ -126,12 +126,19 @@ end
 
 -- A new run of id: replaces any failed record and last error of an earlier run. unheld: the
 -- caller saw id in no state, so by the schema it has neither.
+-- The record head of a fresh run, built once per (now, priority): an add of 1,000 jobs would
+-- otherwise format the same counters 1,000 times.
+local fresh_head = {now = nil, priority = nil, text = nil}
 local function start_fresh(id, body, priority, now, unheld)
   if not unheld then
     redis.call('ZREM', K.failed, id)
     redis.call('HDEL', K.errors, id)
   end
-  write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
+  if fresh_head.now ~= now or fresh_head.priority ~= priority then
+    fresh_head.now, fresh_head.priority = now, priority
+    fresh_head.text = counters_of({enqueued = now, attempts = 0, jams = 0, priority = priority})
+  end
+  redis.call('HSET', K.jobs, id, fresh_head.text .. '|' .. body)
 end
 
 local function state_of(id, now)
