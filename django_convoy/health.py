@@ -31,19 +31,22 @@ class DataMarkWatch:
     """
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[int, DataMarks]] = {}
+        self._seen: dict[str, tuple[int | None, DataMarks]] = {}
         self._lock = threading.Lock()
 
-    def observe(self, queue: str, marks: DataMarks, at_ms: int = 0) -> bool:
+    def observe(self, queue: str, marks: DataMarks, at_ms: int | None = None) -> bool:
         """Record ``queue``'s marks; log CRITICAL and return True if they show a loss.
 
-        ``at_ms`` is when Redis read them (its clock): marks that two threads read arrive in
-        either order, and an older reading after a newer one is not a counter going back.
+        ``at_ms`` is when Redis read them (its clock), for marks that two threads read: their
+        replies arrive in either order, and an older reading after a newer one (an earlier
+        millisecond, or the same one with a lower counter) is not a counter going back. A
+        real loss shows in the next reading all the same: the newer marks are kept.
         """
         with self._lock:
-            last_at, last = self._seen.get(queue, (0, None))
-            if at_ms < last_at:
-                return False
+            last_at, last = self._seen.get(queue, (None, None))
+            if at_ms is not None and last_at is not None and last is not None:
+                if at_ms < last_at or (at_ms == last_at and marks.sequence < last.sequence):
+                    return False
             self._seen[queue] = (at_ms, marks)
         if last is None or (
             marks.sequence >= last.sequence and marks.born in (last.born, "") or not last.born

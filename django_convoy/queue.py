@@ -425,6 +425,11 @@ class Queue:
         """Queue unfinished runs again (worker shutdown); per run 1 queued, 0 refused."""
         return self._run(self.scripts.handback, [part for run in runs for part in run])
 
+    def release_orphans(self, worker_id: str, known_tokens: Iterable[str]) -> list[str]:
+        """Queue again the runs held for ``worker_id`` whose tokens it does not know (a claim
+        whose reply was lost); return their ids."""
+        return self._run(self.scripts.release_orphans, [worker_id, *known_tokens])
+
     def still_owns(self, job_id: str, token: str) -> bool:
         """Whether the run with ``token`` still holds ``job_id``."""
         with connection.reporting_unavailable(self.client):

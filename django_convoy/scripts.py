@@ -27,6 +27,7 @@ QUEUE_SCRIPTS = (
     "remove",
     "requeue",
     "resume",  # not a MULTI: runs on a Redis Cluster as every other script does
+    "release_orphans",
     "browse",
     # Django's Tasks framework backend (backends.py, results.py): runs and their results.
     "task_add",
@@ -62,6 +63,7 @@ class Scripts:
     remove: Script
     requeue: Script
     resume: Script
+    release_orphans: Script
     browse: Script
     task_add: Script
     task_start: Script

@@ -36,7 +36,7 @@ from .health import DataMarkWatch, eviction_warning
 from .job import ClaimedJob
 from .keys import worker_key, workers_registry_key
 from .pool import ChildDied, ChildProcess
-from .queue import Queue, get_queue
+from .queue import ClaimBatch, Queue, get_queue
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +79,13 @@ class Backoff:
         self.first, self.cap, self.current = first, cap, 0.0
 
     def wait(self, event: threading.Event, exc: Exception) -> None:
+        event.wait(self.next(exc))
+
+    def next(self, exc: Exception) -> float:
+        """Log ``exc`` and return how long to wait before the next try."""
         self.current = min(self.cap, self.current * 2 or self.first)
         logger.error("%s; retrying in %.1f s", exc, self.current)
-        event.wait(self.current)
+        return self.current
 
     def reset(self) -> None:
         self.current = 0.0
@@ -125,9 +129,10 @@ class Worker:
         self._runs: dict[tuple[str, str], Run] = {}
         self._busy = dict.fromkeys(self.queues, 0)  # slots taken, per queue
         self._claimed = 0  # runs claimed so far, for max_jobs
-        # Held by whoever claims outside run()'s thread (the reporter), so that shutdown can
-        # wait for a claim in flight instead of leaving its runs to the jam guard.
+        # Held around every claim (the claim loop's, the reporter's): max_jobs stays exact,
+        # shutdown can wait for a claim in flight, and orphans are looked for between claims.
         self._claiming = threading.Lock()
+        self._unsure: set[str] = set()  # queues whose last claim may have lost its reply
         self._work: stdqueue.SimpleQueue[Run | None] = stdqueue.SimpleQueue()
         self._done: stdqueue.SimpleQueue[Outcome | None] = stdqueue.SimpleQueue()
         self._stop = threading.Event()
@@ -216,36 +221,63 @@ class Worker:
         """Claim from every queue with free slots; return (claimed, any free, next due in s)."""
         got, any_free, next_due = 0, False, None
         for name, q in self.queues.items():
-            free = self._claimable(name, self.slots[name] - self._busy[name])
-            if free <= 0:
-                continue
-            any_free = True
-            if self._outages is not None:  # in a cluster, one node away leaves the others
-                if self._outages.skipping(name):
+            # One claim at a time, this loop's or the reporter's: max_jobs stays exact.
+            with self._claiming:
+                free = self._claimable(name, self.slots[name] - self._busy[name])
+                if free <= 0:
                     continue
-                try:
-                    batch = q.claim(free, self.id)
-                except RedisUnavailable as exc:
-                    self._outages.failed(name, exc, "claiming")
+                any_free = True
+                batch = self._claim(name, q, free)
+                if batch is None:
                     continue
-                self._outages.recovered(name)
-            else:
-                try:
-                    batch = q.claim(free, self.id)
-                except redis.ResponseError as exc:
-                    # A script error means a convoy key holds something it cannot read (written
-                    # by hand?): say so, and keep serving the other queues.
-                    logger.error(
-                        "%s: Redis refused the claim (%s); is a convoy key corrupt?", name, exc
-                    )
-                    continue
-            self._data_marks.observe(name, batch.marks, batch.now_ms)
+                self._data_marks.observe(name, batch.marks, batch.now_ms)
+                self._dispatch(q, batch.jobs)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
                 next_due = due_in if next_due is None else min(next_due, due_in)
-            self._dispatch(q, batch.jobs)
             got += len(batch.jobs)
         return got, any_free, next_due
+
+    def _claim(self, name: str, q: Queue, free: int) -> ClaimBatch | None:
+        """Claim up to ``free`` runs of ``q``; None when its node is away (in a cluster, the
+        other queues go on) or Redis refused the script."""
+        if self._outages is not None and self._outages.skipping(name):
+            return None
+        try:
+            if name in self._unsure:
+                self._release_orphans(name, q)
+            batch = q.claim(free, self.id)
+        except RedisUnavailable as exc:
+            self._unsure.add(name)  # the claim may have run, and its reply been lost
+            if self._outages is None:
+                raise
+            self._outages.failed(name, exc, "claiming")
+            return None
+        except redis.ResponseError as exc:
+            # A script error means a convoy key holds something it cannot read (written by
+            # hand?): say so, and keep serving the other queues.
+            logger.error("%s: Redis refused the claim (%s); is a convoy key corrupt?", name, exc)
+            return None
+        if self._outages is not None:
+            self._outages.recovered(name)
+        return batch
+
+    def _release_orphans(self, name: str, q: Queue) -> None:
+        """After a claim whose reply may have been lost: queue again the runs Redis holds for
+        this worker that it never heard of, now rather than a lease later by the jam guard.
+        Only while no claim is in flight (``_claiming``), or a reply on its way would look lost.
+        """
+        with self._lock:
+            known = [run.job.token for run in self._runs.values() if run.job.queue == name]
+        released = q.release_orphans(self.id, known)
+        self._unsure.discard(name)
+        if released:
+            logger.warning(
+                "%s: queued again %d runs whose claim's reply was lost: %s",
+                name,
+                len(released),
+                ", ".join(released[:20]),
+            )
 
     def _claimable(self, name: str, slots: int) -> int:
         """How many of ``slots`` may be filled now: none once stopping or past max_jobs."""
@@ -336,8 +368,14 @@ class Worker:
             error, final = error_record(run.job, exc, "crash", self.id), None
             error["traceback"] = ""
             seconds = time.perf_counter() - started
+        except Exception as exc:
+            # The pool itself failed (no child could start, say): fail the run, rather than
+            # lose this executor and leave the run held for good.
+            error, final = error_record(run.job, exc, "crash", self.id), None
+            seconds = time.perf_counter() - started
         finally:
-            run.executing = False  # its slot stays taken until the reporter is done with it
+            with self._lock:  # against the keeper timing it out at this very moment
+                run.executing = False  # its slot stays taken until the reporter is done
         return Outcome(run, error, final, seconds)
 
     def _start_clock(self, run: Run) -> None:
@@ -351,27 +389,39 @@ class Worker:
     # -- reporter ---------------------------------------------------------------------------
 
     def _report_loop(self) -> None:
-        backoff = Backoff()
-        while (first := self._done.get()) is not None:
-            batch = [first]
-            while len(batch) < REPORT_BATCH:
-                try:
-                    item = self._done.get_nowait()
-                except stdqueue.Empty:
-                    break
-                if item is None:
-                    self._done.put(None)
-                    break
-                batch.append(item)
-            while True:
+        # Outcomes that could not be reported (Redis, or in a cluster their queue's node, was
+        # away) wait for their queue's next try, which backs off per queue: the other queues'
+        # outcomes go on being reported meanwhile.
+        pending: list[Outcome] = []
+        backoffs = {name: Backoff() for name in self.queues}
+        retry_at = dict.fromkeys(self.queues, 0.0)
+        stopping = False
+        while not stopping or pending:
+            next_try = min((retry_at[o.run.job.queue] for o in pending), default=None)
+            wait = None if next_try is None else max(0.0, next_try - time.monotonic())
+            if stopping:  # nothing new will come: retry the pending outcomes in their time
+                if self._abort.wait(wait or 0.0):
+                    return
+                new: list[Outcome] = []
+            else:
+                new, stopping = self._take_outcomes(wait)
+            now = time.monotonic()
+            batch, held = [], []
+            for outcome in pending + new:
+                (held if retry_at[outcome.run.job.queue] > now else batch).append(outcome)
+            for outcome in held:  # the run is over: its slot goes on while the outcome waits
+                self._free_slot(outcome.run)
+            if batch:
+                tried = {outcome.run.job.queue for outcome in batch}
                 try:
                     self._report(batch)
-                    backoff.reset()
-                    break
                 except RedisUnavailable as exc:
                     if self._abort.is_set():
                         return
-                    backoff.wait(self._abort, exc)
+                    for outcome in batch:
+                        self._free_slot(outcome.run)
+                    for name in {outcome.run.job.queue for outcome in batch}:
+                        retry_at[name] = time.monotonic() + backoffs[name].next(exc)
                 except redis.ResponseError as exc:
                     # Retrying cannot help a script that errors on a corrupt key; the runs'
                     # leases expire and the jam guard takes them back.
@@ -380,7 +430,28 @@ class Worker:
                     )
                     for outcome in batch:
                         self._forget(outcome.run)
-                    break
+                    batch.clear()
+                for name in tried - {outcome.run.job.queue for outcome in batch}:
+                    backoffs[name].reset()
+            pending = held + batch  # _report left the unreported ones in batch
+
+    def _take_outcomes(self, timeout: float | None) -> tuple[list[Outcome], bool]:
+        """Up to REPORT_BATCH finished runs, waiting ``timeout`` seconds for the first (None:
+        until one comes); and whether the last came in (the worker is stopping)."""
+        taken: list[Outcome] = []
+        try:
+            item = self._done.get(timeout=timeout)
+        except stdqueue.Empty:
+            return taken, False
+        while item is not None:
+            taken.append(item)
+            if len(taken) == REPORT_BATCH:
+                return taken, False
+            try:
+                item = self._done.get_nowait()
+            except stdqueue.Empty:
+                return taken, False
+        return taken, True
 
     def _report(self, batch: list[Outcome]) -> None:
         # When Redis is away, ``batch`` keeps what was not reported, for the retry: reporting
@@ -445,14 +516,16 @@ class Worker:
         acks = [(run.job.id, run.job.token) for run in finished]
         with self._claiming:
             wanted = self._claimable(q.name, sum(run.slot_held for run in finished))
-            if self._outages is not None and self._outages.skipping(q.name):
-                wanted = 0
-            if not wanted:
-                return q.ack(acks)
-            replies, batch = q.ack_and_claim(acks, wanted, self.id)
-            self._data_marks.observe(q.name, batch.marks, batch.now_ms)
-            self._dispatch(q, batch.jobs, finished)
-        return replies
+            if wanted and not (self._outages is not None and self._outages.skipping(q.name)):
+                try:
+                    replies, batch = q.ack_and_claim(acks, wanted, self.id)
+                except RedisUnavailable:
+                    self._unsure.add(q.name)  # the claim's runs may be held, unknown to us
+                    raise
+                self._data_marks.observe(q.name, batch.marks, batch.now_ms)
+                self._dispatch(q, batch.jobs, finished)
+                return replies
+        return q.ack(acks)
 
     def _report_failure(self, outcome: Outcome) -> None:
         job = outcome.run.job
@@ -504,6 +577,11 @@ class Worker:
                 except RedisUnavailable as exc:
                     backoff.wait(self._keeper_stop, exc)
                     continue
+                except redis.ResponseError as exc:
+                    # The heartbeat refused (out of memory?): a dead keeper would let every
+                    # lease lapse, so it carries on and tries again.
+                    backoff.wait(self._keeper_stop, exc)
+                    continue
             with self._lock:
                 deadlines = [
                     r.deadline
@@ -522,8 +600,11 @@ class Worker:
                 if r.executing and not r.abandoned and r.deadline is not None and r.deadline <= now
             ]
         for run in overdue:
+            with self._lock:  # it may have finished since: then its outcome stands
+                if not run.executing or run.abandoned:
+                    continue
+                run.abandoned = "timed out"
             job, q = run.job, self.queues[run.job.queue]
-            run.abandoned = "timed out"
             error = error_record(
                 job,
                 JobTimeout(
@@ -571,6 +652,9 @@ class Worker:
                     raise
                 self._outages.failed(name, exc, f"renewing {len(runs)} leases")
                 continue  # the other queues' leases must not lapse meanwhile
+            except redis.ResponseError as exc:  # out of memory, a corrupt key: the same
+                logger.error("%s: Redis refused to renew %d leases (%s)", name, len(runs), exc)
+                continue
             for run, renewed in zip(runs, replies, strict=True):
                 # A run that already ended has its ack on the way, which may have landed
                 # first: the ack's reply, not this refusal, says how it went.
@@ -632,6 +716,9 @@ class Worker:
                     raise
                 self._outages.failed(q.name, exc, "the jam guard")
                 continue
+            except redis.ResponseError as exc:
+                logger.error("%s: Redis refused the jam guard (%s)", q.name, exc)
+                continue
             for job in recovered:
                 logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
 
@@ -647,8 +734,14 @@ class Worker:
 
     def _shut_down(self, keeper: threading.Thread) -> None:
         self._stop.set()
-        with self._claiming:  # a claim in flight: its runs are tracked once this returns
-            pass
+        # A claim in flight: once it returns its runs are tracked, and handed back below. A
+        # second signal does not wait for it: the jam guard recovers what it claimed.
+        while not self._claiming.acquire(timeout=0.05):
+            if self._abort.is_set():
+                logger.warning("stopping without waiting for a claim in flight")
+                break
+        else:
+            self._claiming.release()
         if self._waiters is not None:
             self._waiters.stop()
         deadline = time.monotonic() + self.grace
@@ -663,8 +756,8 @@ class Worker:
             self._work.put(None)
         self._done.put(None)
         for thread in self._threads:
-            if thread.name == "convoy-reporter":
-                thread.join(timeout=5)
+            if thread.name == "convoy-reporter":  # its last reports; less patience if aborting
+                thread.join(timeout=1 if self._abort.is_set() else 5)
         self._keeper_stop.set()
         self._keeper_wake.set()
         keeper.join(timeout=5)

@@ -33,6 +33,7 @@ def test_watch_ignores_an_older_reading_that_arrives_after_a_newer_one(caplog):
     assert not watch.observe("q", DataMarks(9, "100"), at_ms=1_002)
     with caplog.at_level(logging.CRITICAL):
         assert not watch.observe("q", DataMarks(7, "100"), at_ms=1_001)  # read before the 9
+        assert not watch.observe("q", DataMarks(8, "100"), at_ms=1_002)  # same ms, before it
         assert not caplog.text
         assert watch.observe("q", DataMarks(8, "100"), at_ms=1_003)  # read after it: a loss
     assert "went from 9 to 8" in caplog.text

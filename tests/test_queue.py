@@ -409,3 +409,14 @@ def test_ack_and_claim_of_a_paused_queue_acks_and_claims_nothing(queue):
     acks, batch = queue.ack_and_claim([(run.id, run.token)], 1, "w")
     assert (acks, batch.jobs, batch.paused) == ([1], [], True)
     assert queue.get_job("b").state == "queued"
+
+
+def test_release_orphans_queues_again_only_this_workers_runs_it_does_not_know(queue):
+    queue.add_jobs(["known", "orphan", "other"])
+    known, orphan = queue.claim(2, "w1").jobs
+    queue.claim(1, "w2")
+    assert queue.release_orphans("w1", [known.token]) == [orphan.id]
+    states = {i: queue.get_job(i).state for i in ("known", "orphan", "other")}
+    assert states == {"known": "processing", "orphan": "queued", "other": "processing"}
+    assert queue.get_job("orphan").jams == 0
+    assert queue.release_orphans("w1", [known.token]) == []

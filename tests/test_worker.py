@@ -1,10 +1,12 @@
 """The worker, run in-process: tasks, failures, timeouts, shutdown, heartbeats."""
 
+import threading
 import time
 
 import pytest
 
-from django_convoy import current_job, get_queue
+from django_convoy import current_job, get_queue, wake
+from django_convoy.exceptions import RedisUnavailable
 from django_convoy.keys import worker_key, workers_registry_key
 from django_convoy.queue import Queue
 from django_convoy.worker import Worker
@@ -242,3 +244,107 @@ def test_a_busy_worker_claims_with_its_acks_in_one_round_trip(monkeypatch):
     assert get_queue("default").stats()["processed_total"] == 20
     assert calls["ack_and_claim"] >= 19
     assert calls["claim"] + calls["ack"] <= 4  # the first claim, the last ack, the empty look
+
+
+def test_max_jobs_is_exact_while_the_claim_loop_and_the_reporter_both_claim():
+    """Failures free slots for the claim loop while the reporter claims with its acks."""
+    for i in range(100):
+        tasks.record.enqueue(f"m{i}", 0.001)
+        tasks.boom.enqueue(f"m{i}")
+    queue = get_queue("default")
+    for _ in range(5):
+        worker = Worker(["default"], concurrency=8, max_jobs=20, jam_guard=False)
+        worker.run()
+        stats = queue.stats()
+        assert worker._claimed == 20
+        assert stats["processing"] == 0  # each claimed run was reported (or handed back)
+
+
+def test_a_queue_whose_node_is_away_does_not_stop_the_others(monkeypatch):
+    """On a Redis Cluster: a finished run that cannot be reported gives its slot back."""
+    away = threading.Event()
+    real_run = Queue._run
+
+    def run(self, script, *args, **kwargs):
+        if self.name == "crashy" and away.is_set():
+            raise RedisUnavailable("crashy's node is away (simulated)")
+        return real_run(self, script, *args, **kwargs)
+
+    monkeypatch.setattr(Queue, "_run", run)
+    tasks.crashy.enqueue("stuck", 0.3)
+    for i in range(400):
+        tasks.record.enqueue(f"k{i}", 0.002)
+    worker = Worker(["default", "crashy"], concurrency=2, jam_guard=False)
+    worker._outages = wake.Outages()  # as when the queues live on several cluster nodes
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: any(e.startswith("start crashy-stuck") for e in test_log()))
+        away.set()  # crashy-stuck finishes while its node is away
+        time.sleep(0.5)
+        before = len(test_log())
+        wait_until(lambda: len(test_log()) > before + 100, timeout=10)  # default goes on
+        away.clear()
+        wait_until(lambda: get_queue("crashy").stats()["processed_total"] == 1, timeout=20)
+    finally:
+        worker.request_stop()
+        thread.join(30)
+    assert get_queue("default").stats()["processed_total"] > 100
+
+
+def test_an_executor_error_outside_the_job_fails_the_run_and_frees_its_slot(monkeypatch):
+    """A pool that cannot start a child must not leave the run held and its slot taken."""
+    from django_convoy import worker as worker_module
+
+    real_execute = worker_module.execute
+    calls = []
+
+    def failing_once(job, worker_id):
+        calls.append(job.id)
+        if len(calls) == 1:
+            raise OSError("cannot start a child process (simulated)")
+        return real_execute(job, worker_id)
+
+    monkeypatch.setattr(worker_module, "execute", failing_once)
+    tasks.record.enqueue("first")
+    tasks.record.enqueue("second")
+    worker = Worker(["default"], concurrency=1, burst=True)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the worker's one slot was never freed"
+    queue = get_queue("default")
+    assert queue.stats()["processing"] == 0
+    assert queue.get_job("rec-first") is None or queue.get_job("rec-first").state != "processing"
+    assert any(entry.startswith("end rec-second") for entry in test_log())
+
+
+def test_runs_a_lost_reply_claimed_are_queued_again_at_once_not_a_lease_later(monkeypatch, caplog):
+    """The ack that claimed them ran, its reply was lost: the worker never learned their
+    tokens. It looks for such runs before its next claim instead of leaving them jammed."""
+    real = Queue.ack_and_claim
+    lost: list[str] = []
+
+    def losing_its_reply(self, runs, max_jobs, worker_id):
+        acks, batch = real(self, runs, max_jobs, worker_id)
+        if not lost and batch.jobs:
+            lost.extend(job.id for job in batch.jobs)
+            raise RedisUnavailable("the reply was lost (simulated)")
+        return acks, batch
+
+    monkeypatch.setattr(Queue, "ack_and_claim", losing_its_reply)
+    for i in range(4):
+        tasks.record.enqueue(f"o{i}")
+    worker = Worker(["default"], concurrency=1, burst=True)
+    started = time.monotonic()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert lost
+    assert time.monotonic() - started < get_queue("default").config.lease  # no jam guard wait
+    stats = get_queue("default").stats()
+    assert (stats["processed_total"], stats["processing"], stats["queued"]) == (4, 0, 0)
+    starts = [entry.split()[1] for entry in test_log() if entry.startswith("start")]
+    assert sorted(starts) == [f"rec-o{i}" for i in range(4)]  # each ran once
+    assert f"queued again 1 runs whose claim's reply was lost: {lost[0]}" in caplog.text

@@ -33,17 +33,31 @@ local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 -- by hand?) must stop a script before its first write, not in the middle of one. Every script
 -- that writes after a step it cannot undo (a ZPOPMIN, a ZREM) calls this first; read-only
 -- scripts and those whose only writes follow a check of the same key skip its cost.
-local function refuse_corrupt_keys()
-  local seq = redis.call('GET', K.seq)
-  if seq and not tonumber(seq) then
-    error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a number')
+-- Every key a script may write, and its type; EXTRA_KEY is checked when the script has one.
+local KEY_TYPES = {
+  {'queued', 'zset'}, {'scheduled', 'zset'}, {'processing', 'zset'}, {'failed', 'zset'},
+  {'jobs', 'hash'}, {'run', 'hash'}, {'rerun', 'hash'}, {'errors', 'hash'}, {'wake', 'list'},
+  {'stats', 'hash'}, {'throughput', 'hash'},
+}
+
+local function refuse_wrong_type(key, wanted)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= wanted then
+    error('convoy: ' .. key .. ' is a ' .. found .. ', not a ' .. wanted)
   end
-  for _, name in ipairs({'queued', 'scheduled', 'processing', 'failed', 'jobs', 'run', 'stats'}) do
-    local wanted = (name == 'jobs' or name == 'run' or name == 'stats') and 'hash' or 'zset'
-    local found = redis.call('TYPE', K[name])['ok']
-    if found ~= 'none' and found ~= wanted then
-      error('convoy: ' .. K[name] .. ' is a ' .. found .. ', not a ' .. wanted)
-    end
+end
+
+-- extra_type: the type EXTRA_KEY must have, if the script writes it (the error log: 'list').
+local function refuse_corrupt_keys(extra_type)
+  local seq = redis.call('GET', K.seq)
+  if seq and not string.match(seq, '^%d+$') then -- INCRBY would refuse it half-way
+    error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a counter')
+  end
+  for _, entry in ipairs(KEY_TYPES) do
+    refuse_wrong_type(K[entry[1]], entry[2])
+  end
+  if extra_type and EXTRA_KEY then
+    refuse_wrong_type(EXTRA_KEY, extra_type)
   end
 end
 

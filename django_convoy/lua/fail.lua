@@ -2,7 +2,7 @@
 -- ARGV: id, token, error_json, retry_delay_ms (-1: final), failed_ttl_ms, errorlog_keep,
 --   errorlog_ttl_seconds
 -- Returns 'retry', 'failed', 'rerun' (final, and a requested rerun was queued) or 'stale'.
-refuse_corrupt_keys()
+refuse_corrupt_keys('list')
 local id, token, error_json = ARGV[1], ARGV[2], ARGV[3]
 local retry_delay = tonumber(ARGV[4])
 if not owns(id, token) then return 'stale' end

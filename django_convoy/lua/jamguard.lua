@@ -4,7 +4,7 @@
 -- Returns per recovered job: id, action ('requeued' | 'failed' | 'rerun' | 'dropped'),
 --   worker, started_ms, deadline_ms, attempts, jams
 -- Atomic: when many jam guards run at once, each jammed run is recovered exactly once.
-refuse_corrupt_keys()
+refuse_corrupt_keys('list')
 local mode, max_jams, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local jammed = redis.call('ZRANGEBYSCORE', K.processing, '-inf', '(' .. int(now),

@@ -9,7 +9,7 @@
 --   run once the live run ends) or 'exists': then the result id is the live run's (the pending
 --   rerun's, if there is one), or '' when that run was not enqueued through Django's Tasks
 --   framework.
-refuse_corrupt_keys()
+refuse_corrupt_keys('hash')
 local id, body, if_processing = ARGV[1], ARGV[2], ARGV[3]
 local due, priority, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local result = EXTRA_KEY

@@ -187,6 +187,8 @@ GARBAGE = [
         error="corrupt body",
     ),
     Garbage("seq-not-a-number", "seq", "abc", entry=False),
+    Garbage("seq-not-a-counter", "seq", "12.5", entry=False),  # a number INCRBY refuses
+    Garbage("throughput-wrong-type", "throughput", "x", entry=False),
     Garbage("stats-wrong-type", "stats", "x", entry=False),
     Garbage("queued-wrong-type", "queued", "x", entry=False, outcome="lost"),
     Garbage(
