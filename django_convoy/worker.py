@@ -5,10 +5,13 @@ Four kinds of thread share one ``Worker``:
 - the claim loop (``run()``'s thread) claims up to the free slots of each queue in one script
   call per queue, and blocks on the queues' wake lists when there is nothing to claim;
 - executor threads run jobs, one at a time each;
-- the reporter acks (or fails) finished runs, many per script call, and claims as many new
-  runs in the same call while there is work: a finished run's slot stays taken until its
-  outcome is reported, then passes straight to a new run or becomes free;
-- the keeper renews leases, sends heartbeats, times out overlong runs and runs the jam guard.
+- the reporter (``reporter.py``) acks (or fails) finished runs, many per script call, and
+  claims as many new runs in the same call while there is work: a finished run's slot stays
+  taken until its outcome is reported, then passes straight to a new run or becomes free;
+- the keeper (``keeper.py``) renews leases, sends heartbeats, times out overlong runs and runs
+  the jam guard.
+
+This module holds their shared state, the claim loop, the executors and shutdown.
 
 Signals are the caller's business (the ``convoy_worker`` command); ``request_stop()`` and
 ``request_abort()`` only set flags, so they are safe to call from a signal handler.
@@ -16,7 +19,6 @@ Signals are the caller's business (the ``convoy_worker`` command); ``request_sto
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue as stdqueue
@@ -24,74 +26,28 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
 from . import connection, wake
-from .exceptions import JobTimeout, RedisUnavailable
+from .exceptions import RedisUnavailable
 from .execution import error_record, execute
 from .health import DataMarkWatch, eviction_warning
 from .job import ClaimedJob
-from .keys import worker_key, workers_registry_key
+from .keeper import Keeping
 from .pool import ChildDied, ChildProcess
 from .queue import ClaimBatch, Queue, get_queue
+from .reporter import Reporting
+from .runs import Backoff, Outcome, Run
 
 logger = logging.getLogger(__name__)
 
 IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a stop is noticed
 BUSY_QUEUE_RECHECK_SECONDS = 0.05
-WORKER_RECORD_TTL_SECONDS = 3600
-REPORT_BATCH = 500
 POOLS = ("threads", "processes")
 
 
-@dataclass(eq=False)
-class Run:
-    """A claimed run, as the worker tracks it until Redis has its outcome."""
-
-    job: ClaimedJob
-    started: float = field(default_factory=time.monotonic)
-    deadline: float | None = None  # monotonic; from JOB_TIMEOUT
-    executing: bool = True
-    slot_held: bool = True
-    # Set once its outcome must not be reported: timed out, handed back, or lease lost.
-    abandoned: str = ""
-    thread: threading.Thread | None = None  # the executor running it
-    child: ChildProcess | None = None  # with --pool processes, the child running it
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended on its executor thread."""
-
-    run: Run
-    error: dict[str, Any] | None
-    final: bool | None  # None: let MAX_ATTEMPTS decide
-    seconds: float
-
-
-class Backoff:
-    """Exponential waits while Redis is unreachable, so an outage never becomes a busy loop."""
-
-    def __init__(self, first: float = 0.2, cap: float = 15.0):
-        self.first, self.cap, self.current = first, cap, 0.0
-
-    def wait(self, event: threading.Event, exc: Exception) -> None:
-        event.wait(self.next(exc))
-
-    def next(self, exc: Exception) -> float:
-        """Log ``exc`` and return how long to wait before the next try."""
-        self.current = min(self.cap, self.current * 2 or self.first)
-        logger.error("%s; retrying in %.1f s", exc, self.current)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
-
-
-class Worker:
+class Worker(Reporting, Keeping):
     """Run the jobs of one or more queues until stopped (or, with ``burst``, until empty)."""
 
     def __init__(
@@ -385,350 +341,6 @@ class Worker:
             run.deadline = time.monotonic() + timeout
             if run.deadline < self._keeper_due:
                 self._keeper_wake.set()
-
-    # -- reporter ---------------------------------------------------------------------------
-
-    def _report_loop(self) -> None:
-        # Outcomes that could not be reported (Redis, or in a cluster their queue's node, was
-        # away) wait for their queue's next try, which backs off per queue: the other queues'
-        # outcomes go on being reported meanwhile.
-        pending: list[Outcome] = []
-        backoffs = {name: Backoff() for name in self.queues}
-        retry_at = dict.fromkeys(self.queues, 0.0)
-        stopping = False
-        while not stopping or pending:
-            next_try = min((retry_at[o.run.job.queue] for o in pending), default=None)
-            wait = None if next_try is None else max(0.0, next_try - time.monotonic())
-            if stopping:  # nothing new will come: retry the pending outcomes in their time
-                if self._abort.wait(wait or 0.0):
-                    return
-                new: list[Outcome] = []
-            else:
-                new, stopping = self._take_outcomes(wait)
-            now = time.monotonic()
-            batch, held = [], []
-            for outcome in pending + new:
-                (held if retry_at[outcome.run.job.queue] > now else batch).append(outcome)
-            for outcome in held:  # the run is over: its slot goes on while the outcome waits
-                self._free_slot(outcome.run)
-            if batch:
-                tried = {outcome.run.job.queue for outcome in batch}
-                try:
-                    self._report(batch)
-                except RedisUnavailable as exc:
-                    if self._abort.is_set():
-                        return
-                    for outcome in batch:
-                        self._free_slot(outcome.run)
-                    for name in {outcome.run.job.queue for outcome in batch}:
-                        retry_at[name] = time.monotonic() + backoffs[name].next(exc)
-                except redis.ResponseError as exc:
-                    # Retrying cannot help a script that errors on a corrupt key; the runs'
-                    # leases expire and the jam guard takes them back.
-                    logger.error(
-                        "could not report %d runs (%s); is a convoy key corrupt?", len(batch), exc
-                    )
-                    for outcome in batch:
-                        self._forget(outcome.run)
-                    batch.clear()
-                for name in tried - {outcome.run.job.queue for outcome in batch}:
-                    backoffs[name].reset()
-            pending = held + batch  # _report left the unreported ones in batch
-
-    def _take_outcomes(self, timeout: float | None) -> tuple[list[Outcome], bool]:
-        """Up to REPORT_BATCH finished runs, waiting ``timeout`` seconds for the first (None:
-        until one comes); and whether the last came in (the worker is stopping)."""
-        taken: list[Outcome] = []
-        try:
-            item = self._done.get(timeout=timeout)
-        except stdqueue.Empty:
-            return taken, False
-        while item is not None:
-            taken.append(item)
-            if len(taken) == REPORT_BATCH:
-                return taken, False
-            try:
-                item = self._done.get_nowait()
-            except stdqueue.Empty:
-                return taken, False
-        return taken, True
-
-    def _report(self, batch: list[Outcome]) -> None:
-        # When Redis is away, ``batch`` keeps what was not reported, for the retry: reporting
-        # a run twice would get it refused as stale. (In a cluster, one node may be away.)
-        acks: dict[str, list[Outcome]] = {}
-        unreported: list[Outcome] = []
-        failure: RedisUnavailable | None = None
-        for outcome in batch:
-            run = outcome.run
-            if run.abandoned:
-                logger.warning(
-                    "%s %s: result discarded after %.1f ms (%s)",
-                    run.job.queue,
-                    run.job.id,
-                    outcome.seconds * 1000,
-                    run.abandoned,
-                )
-                self._forget(run)
-            elif outcome.error is None:
-                acks.setdefault(run.job.queue, []).append(outcome)
-            else:
-                try:
-                    self._report_failure(outcome)
-                except RedisUnavailable as exc:
-                    unreported.append(outcome)
-                    failure = failure or exc
-        for name, outcomes in acks.items():
-            try:
-                replies = self._ack(self.queues[name], outcomes)
-            except RedisUnavailable as exc:
-                unreported += outcomes
-                failure = failure or exc
-                continue
-            for outcome, reply in zip(outcomes, replies, strict=True):
-                job = outcome.run.job
-                if reply:
-                    self.processed += 1
-                    logger.info(
-                        "%s %s attempt %d done in %.1f ms%s",
-                        name,
-                        job.id,
-                        job.attempt,
-                        outcome.seconds * 1000,
-                        "; rerun queued" if reply == 2 else "",
-                    )
-                else:
-                    logger.warning(
-                        "%s %s: ack refused: this run no longer holds the job (its lease "
-                        "expired and it was taken over, or it was removed; or this same ack "
-                        "landed before and its reply was lost)",
-                        name,
-                        job.id,
-                    )
-                self._forget(outcome.run)
-        batch[:] = unreported
-        if failure is not None:
-            raise failure
-
-    def _ack(self, q: Queue, outcomes: list[Outcome]) -> list[int]:
-        """Ack ``outcomes``; while there may be more work, claim as many runs in the same call."""
-        finished = [o.run for o in outcomes]
-        acks = [(run.job.id, run.job.token) for run in finished]
-        with self._claiming:
-            wanted = self._claimable(q.name, sum(run.slot_held for run in finished))
-            if wanted and not (self._outages is not None and self._outages.skipping(q.name)):
-                try:
-                    replies, batch = q.ack_and_claim(acks, wanted, self.id)
-                except RedisUnavailable:
-                    self._unsure.add(q.name)  # the claim's runs may be held, unknown to us
-                    raise
-                self._data_marks.observe(q.name, batch.marks, batch.now_ms)
-                self._dispatch(q, batch.jobs, finished)
-                return replies
-        return q.ack(acks)
-
-    def _report_failure(self, outcome: Outcome) -> None:
-        job = outcome.run.job
-        verdict = self.queues[job.queue].fail(job, outcome.error, final=outcome.final)
-        if verdict == "stale":
-            logger.warning(
-                "%s %s: failure report refused, the job was taken from this run", job.queue, job.id
-            )
-        else:
-            self.failed += verdict != "retry"
-            logger.warning(
-                "%s %s attempt %d failed in %.1f ms (%s: %s); %s",
-                job.queue,
-                job.id,
-                job.attempt,
-                outcome.seconds * 1000,
-                outcome.error["type"],
-                outcome.error["message"],
-                {"retry": "will retry", "failed": "moved to failed", "rerun": "rerun queued"}[
-                    verdict
-                ],
-            )
-        self._forget(outcome.run)
-
-    def _forget(self, run: Run) -> None:
-        """The run's outcome is reported (or will never be): free its slot, stop tracking it."""
-        self._free_slot(run)
-        with self._lock:
-            if self._runs.get((run.job.queue, run.job.id)) is run:
-                del self._runs[(run.job.queue, run.job.id)]
-
-    # -- keeper -----------------------------------------------------------------------------
-
-    def _keep_loop(self) -> None:
-        next_keep = 0.0
-        next_jam_guard = time.monotonic() + self.keep_interval * 3
-        backoff = Backoff()
-        while not self._keeper_stop.is_set():
-            now = time.monotonic()
-            self._time_out_overdue(now)
-            if now >= next_keep:
-                try:
-                    self._renew_and_beat()
-                    if self.run_jam_guard and now >= next_jam_guard and not self._stop.is_set():
-                        self._jam_guard()
-                        next_jam_guard = now + self.keep_interval * 3
-                    backoff.reset()
-                    next_keep = now + self.keep_interval
-                except RedisUnavailable as exc:
-                    backoff.wait(self._keeper_stop, exc)
-                    continue
-                except redis.ResponseError as exc:
-                    # The heartbeat refused (out of memory?): a dead keeper would let every
-                    # lease lapse, so it carries on and tries again.
-                    backoff.wait(self._keeper_stop, exc)
-                    continue
-            with self._lock:
-                deadlines = [
-                    r.deadline
-                    for r in self._runs.values()
-                    if r.deadline is not None and r.executing and not r.abandoned
-                ]
-            self._keeper_due = min([next_keep, *deadlines])
-            self._keeper_wake.wait(max(0.0, self._keeper_due - time.monotonic()))
-            self._keeper_wake.clear()
-
-    def _time_out_overdue(self, now: float) -> None:
-        with self._lock:
-            overdue = [
-                r
-                for r in self._runs.values()
-                if r.executing and not r.abandoned and r.deadline is not None and r.deadline <= now
-            ]
-        for run in overdue:
-            with self._lock:  # it may have finished since: then its outcome stands
-                if not run.executing or run.abandoned:
-                    continue
-                run.abandoned = "timed out"
-            job, q = run.job, self.queues[run.job.queue]
-            error = error_record(
-                job,
-                JobTimeout(
-                    f"Job {job.id!r} ran longer than JOB_TIMEOUT ({q.config.job_timeout} s)"
-                ),
-                "timeout",
-                self.id,
-            )
-            error["traceback"] = ""
-            try:
-                verdict = q.fail(job, error)
-            except RedisUnavailable as exc:
-                verdict = f"not recorded ({exc})"
-            self.failed += verdict in ("failed", "rerun")
-            logger.warning(
-                "%s %s attempt %d timed out after %s s; %s",
-                q.name,
-                job.id,
-                job.attempt,
-                q.config.job_timeout,
-                verdict,
-            )
-            if run.child is not None:
-                run.child.kill()  # its executor starts a fresh child and carries on
-            else:
-                # A thread cannot be stopped: it exits once the job returns, and a fresh
-                # thread takes its slot meanwhile.
-                with self._lock:
-                    if run.thread is not None:
-                        self._retired.add(run.thread)
-                self._start_executor()
-            self._free_slot(run)
-
-    def _renew_and_beat(self) -> None:
-        with self._lock:
-            held: dict[str, list[Run]] = {}
-            for run in self._runs.values():
-                if not run.abandoned:
-                    held.setdefault(run.job.queue, []).append(run)
-        for name, runs in held.items():
-            try:
-                replies = self.queues[name].renew([(r.job.id, r.job.token) for r in runs])
-            except RedisUnavailable as exc:
-                if self._outages is None:
-                    raise
-                self._outages.failed(name, exc, f"renewing {len(runs)} leases")
-                continue  # the other queues' leases must not lapse meanwhile
-            except redis.ResponseError as exc:  # out of memory, a corrupt key: the same
-                logger.error("%s: Redis refused to renew %d leases (%s)", name, len(runs), exc)
-                continue
-            for run, renewed in zip(runs, replies, strict=True):
-                # A run that already ended has its ack on the way, which may have landed
-                # first: the ack's reply, not this refusal, says how it went.
-                if not renewed and not run.abandoned and run.executing:
-                    run.abandoned = "lease lost: the job was taken over"
-                    logger.warning(
-                        "%s %s: lease lost, the job was taken from this run; its "
-                        "outcome will be discarded",
-                        name,
-                        run.job.id,
-                    )
-        try:
-            self._heartbeat(held)
-        except RedisUnavailable as exc:
-            if self._outages is None:
-                raise
-            self._outages.failed("{workers}", exc, "the heartbeat")
-        else:
-            if self._outages is not None:
-                self._outages.recovered("{workers}")
-
-    def _heartbeat(self, held: dict[str, list[Run]]) -> None:
-        info = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": list(self.queues),
-            "concurrency": self.slots,
-            "processed": self.processed,
-            "failed": self.failed,
-            "stopping": self._stop.is_set(),
-            "current": [
-                {
-                    "queue": r.job.queue,
-                    "id": r.job.id,
-                    "attempt": r.job.attempt,
-                    "running_for": round(time.monotonic() - r.started, 3),
-                }
-                for runs in held.values()
-                for r in runs
-                if r.executing
-            ],
-        }
-        # Kept as long as the registry remembers the worker, so that a dead worker's host, pid
-        # and counts stay visible; whether it is alive is read from its beat (health.py).
-        ttl = WORKER_RECORD_TTL_SECONDS
-        with connection.reporting_unavailable(self.client):
-            next(iter(self.queues.values())).scripts.heartbeat(
-                keys=[workers_registry_key(self.key_prefix), worker_key(self.key_prefix, self.id)],
-                args=[self.id, ttl, json.dumps(info), int(self.keep_interval * 1000)],
-                client=self.client,
-            )
-
-    def _jam_guard(self) -> None:
-        for q in self.queues.values():
-            try:
-                recovered = q.jam_guard()
-            except RedisUnavailable as exc:
-                if self._outages is None:
-                    raise
-                self._outages.failed(q.name, exc, "the jam guard")
-                continue
-            except redis.ResponseError as exc:
-                logger.error("%s: Redis refused the jam guard (%s)", q.name, exc)
-                continue
-            for job in recovered:
-                logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
-
-    def _deregister(self) -> None:
-        with connection.reporting_unavailable(self.client):
-            # Not a MULTI: on a Redis Cluster, a plain pipeline of one slot's keys is safe.
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(workers_registry_key(self.key_prefix), self.id)
-            pipe.delete(worker_key(self.key_prefix, self.id))
-            pipe.execute()
 
     # -- shutdown ---------------------------------------------------------------------------
 

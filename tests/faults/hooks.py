@@ -97,7 +97,11 @@ def _fire(plan: str, action: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)  # never reached: SIGKILL is not deferred
     if action == "stop":
-        os.kill(os.getpid(), signal.SIGSTOP)  # every thread stops until the test sends SIGCONT
+        # Every thread stops until the test sends SIGCONT. Sent to this thread, not the
+        # process: a process-directed SIGSTOP wakes the main thread to start the stop, and on a
+        # busy machine this thread could go on past the hook (send its call, even log the
+        # reply) before the main thread got a CPU.
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
         return
     if action == "sleep":
         time.sleep(1.0)  # this thread only: the call goes out a second late
