@@ -69,12 +69,9 @@ class Keeping:
                         next_jam_guard = now + self.keep_interval * 3
                     backoff.reset()
                     next_keep = now + self.keep_interval
-                except RedisUnavailable as exc:
-                    backoff.wait(self._keeper_stop, exc)
-                    continue
-                except redis.ResponseError as exc:
-                    # The heartbeat refused (out of memory?): a dead keeper would let every
-                    # lease lapse, so it carries on and tries again.
+                except (RedisUnavailable, redis.ResponseError) as exc:
+                    # Redis away, or the heartbeat refused (out of memory?): a dead keeper
+                    # would let every lease lapse, so it waits and tries again.
                     backoff.wait(self._keeper_stop, exc)
                     continue
             with self._lock:

@@ -315,7 +315,9 @@ def test_an_executor_error_outside_the_job_fails_the_run_and_frees_its_slot(monk
     assert not thread.is_alive(), "the worker's one slot was never freed"
     queue = get_queue("default")
     assert queue.stats()["processing"] == 0
-    assert queue.get_job("rec-first") is None or queue.get_job("rec-first").state != "processing"
+    first = queue.get_job("rec-first")  # failed with reason crash (MAX_ATTEMPTS 1), not held
+    assert first.state == "failed" and first.last_error["reason"] == "crash", first
+    assert "cannot start a child process" in first.last_error["message"]
     assert any(entry.startswith("end rec-second") for entry in test_log())
 
 
