@@ -26,6 +26,13 @@ class QueueKeys(NamedTuple):
     paused: str  # STRING present while the queue is paused
     stats: str  # HASH processed / failed totals; born: when the queue was first used
     throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
+    idle: str  # ZSET worker_id -> until when (ms) it waits to be handed the next job
+
+
+def inbox_key(keys: QueueKeys, worker_id: str) -> str:
+    """Return the LIST of runs handed to ``worker_id`` while it waited (``idle``): beside the
+    queue's other keys, so in their hash slot. Lua builds the same name (``inbox_of``)."""
+    return keys.idle.removesuffix("idle") + f"inbox:{worker_id}"
 
 
 def queue_keys(prefix: str, queue: str) -> QueueKeys:

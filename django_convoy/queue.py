@@ -115,6 +115,7 @@ class ClaimBatch:
     next_due_ms: int | None
     paused: bool
     marks: DataMarks
+    waiting: bool  # the worker's request to be handed the next job stands (claim's idle_ms)
 
 
 class Queue:
@@ -187,12 +188,12 @@ class Queue:
         """Add (id, payload JSON) entries for ``task``: validated first, then one script call."""
         check_add_options(if_processing, delay, priority)
         ids = [normalise_id(job_id) for job_id, _ in entries]
-        args: list[Any] = [if_processing, int(delay * 1000), priority]
+        args: list[Any] = [if_processing, int(delay * 1000), priority, self._lease_ms]
         for job_id, (_, payload_json) in zip(ids, entries, strict=True):
             args += (job_id, encode_body(task, payload_json))
         results: list[AddResult] = []
-        for start in range(0, len(args) - 3, 2 * BATCH):
-            reply = self._run(self.scripts.add, args[:3] + args[3 + start : 3 + start + 2 * BATCH])
+        for start in range(0, len(args) - 4, 2 * BATCH):
+            reply = self._run(self.scripts.add, args[:4] + args[4 + start : 4 + start + 2 * BATCH])
             offset = len(results)
             results += [
                 AddResult(ids[offset + i // 2], bool(reply[i]), reply[i + 1])
@@ -353,27 +354,38 @@ class Queue:
 
     # -- used by workers --------------------------------------------------------------------
 
-    def claim(self, max_jobs: int, worker_id: str) -> ClaimBatch:
-        """Promote due scheduled jobs, then take up to ``max_jobs`` runs for ``worker_id``."""
+    def claim(self, max_jobs: int, worker_id: str, *, wait_ms: int = 0) -> ClaimBatch:
+        """Promote due scheduled jobs, then take up to ``max_jobs`` runs for ``worker_id``,
+        after any handed to it while it waited. ``wait_ms``: if there is nothing to take,
+        ``worker_id`` is about to block on this queue's wake list and its inbox
+        (:func:`~django_convoy.keys.inbox_key`), and asks for that long to be handed the next
+        job that is added."""
         return self._claim_batch(
-            self._run(self.scripts.claim, self._claim_args(max_jobs, worker_id))
+            self._run(self.scripts.claim, self._claim_args(max_jobs, worker_id, wait_ms))
         )
 
     def ack_and_claim(
-        self, runs: Sequence[tuple[str, str]], max_jobs: int, worker_id: str
+        self, runs: Sequence[tuple[str, str]], max_jobs: int, worker_id: str, *, wait_ms: int = 0
     ) -> tuple[list[int], ClaimBatch]:
-        """``ack(runs)`` and ``claim(max_jobs, worker_id)`` in one round trip."""
-        args = [*self._claim_args(max_jobs, worker_id), *(part for run in runs for part in run)]
+        """``ack(runs)`` and ``claim(max_jobs, worker_id, wait_ms=...)`` in one round trip."""
+        args = [
+            *self._claim_args(max_jobs, worker_id, wait_ms),
+            *(part for run in runs for part in run),
+        ]
         acks, claimed = self._run(self.scripts.ack_claim, args)
         return acks, self._claim_batch(claimed)
 
-    def _claim_args(self, max_jobs: int, worker_id: str) -> list[Any]:
-        return [max_jobs, worker_id, int(self.config.lease * 1000), BATCH]
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.config.lease * 1000)
+
+    def _claim_args(self, max_jobs: int, worker_id: str, wait_ms: int) -> list[Any]:
+        return [max_jobs, worker_id, self._lease_ms, BATCH, wait_ms]
 
     def _claim_batch(self, reply: list[Any]) -> ClaimBatch:
         jobs = [
             ClaimedJob(self.name, reply[i], reply[i + 1], int(reply[i + 2]), str(reply[i + 3]))
-            for i in range(5, len(reply), 4)
+            for i in range(6, len(reply), 4)
         ]
         next_due = int(reply[1])
         return ClaimBatch(
@@ -382,7 +394,13 @@ class Queue:
             None if next_due < 0 else next_due,
             bool(reply[2]),
             DataMarks(int(reply[3]), reply[4]),
+            bool(reply[5]),
         )
+
+    def handed_run(self, message: str) -> ClaimedJob:
+        """The run in a message of this queue's inbox of a worker (see ``claim``'s wait_ms)."""
+        job_id, body, attempt, token = json.loads(message)
+        return ClaimedJob(self.name, job_id, body, int(attempt), str(token))
 
     def data_marks(self) -> DataMarks:
         """Read the queue's sequence counter and birth time (see ``health.DataMarkWatch``)."""

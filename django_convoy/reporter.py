@@ -20,7 +20,6 @@ from .exceptions import RedisUnavailable
 from .runs import Backoff, Outcome, Run
 
 if TYPE_CHECKING:
-    from .health import DataMarkWatch
     from .queue import Queue
     from .wake import Outages
 
@@ -40,7 +39,6 @@ class Reporting:
     _claiming: threading.Lock
     _unsure: set[str]
     _outages: Outages | None
-    _data_marks: DataMarkWatch
     id: str
 
     def _report_loop(self) -> None:
@@ -173,12 +171,11 @@ class Reporting:
             wanted = self._claimable(q.name, sum(run.slot_held for run in finished))
             if wanted and not (self._outages is not None and self._outages.skipping(q.name)):
                 try:
-                    replies, batch = q.ack_and_claim(acks, wanted, self.id)
+                    replies, batch = q.ack_and_claim(acks, wanted, self.id, wait_ms=self._wait_ms())
                 except RedisUnavailable:
                     self._unsure.add(q.name)  # the claim's runs may be held, unknown to us
                     raise
-                self._data_marks.observe(q.name, batch.marks, batch.now_ms)
-                self._dispatch(q, batch.jobs, finished)
+                self._accept(q, batch, finished)
                 return replies
         return q.ack(acks)
 

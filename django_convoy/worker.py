@@ -3,7 +3,9 @@
 Four kinds of thread share one ``Worker``:
 
 - the claim loop (``run()``'s thread) claims up to the free slots of each queue in one script
-  call per queue, and blocks on the queues' wake lists when there is nothing to claim;
+  call per queue, and blocks on the queues' wake lists when there is nothing to claim. Its
+  last claim asks to be handed the next job added meanwhile, so it blocks on its inboxes
+  too: a job added to an idle worker starts after the add's round trip alone;
 - executor threads run jobs, one at a time each;
 - the reporter (``reporter.py``) acks (or fails) finished runs, many per script call, and
   claims as many new runs in the same call while there is work: a finished run's slot stays
@@ -35,6 +37,7 @@ from .execution import error_record, execute
 from .health import DataMarkWatch, eviction_warning
 from .job import ClaimedJob
 from .keeper import Keeping
+from .keys import inbox_key
 from .pool import ChildDied, ChildProcess
 from .queue import ClaimBatch, Queue, get_queue
 from .reporter import Reporting
@@ -43,6 +46,9 @@ from .runs import Backoff, Outcome, Run
 logger = logging.getLogger(__name__)
 
 IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a stop is noticed
+# How long a request to be handed a job stands: a second past the longest block, after which
+# the claim loop claims, and asks, again. A worker that died waiting is handed no more after it.
+HAND_OFF_WAIT_MS = int((IDLE_BLOCK_SECONDS + 1) * 1000)
 BUSY_QUEUE_RECHECK_SECONDS = 0.05
 POOLS = ("threads", "processes")
 
@@ -106,6 +112,11 @@ class Worker(Reporting, Keeping):
         spread = wake.spread_over_slots(self.client, [q.keys.wake for q in self.queues.values()])
         self._outages = wake.Outages() if spread else None
         self._waiters: wake.WakeWaiters | None = None  # started when first idle
+        # Whether claims ask to be handed the next job while the claim loop waits: not when it
+        # never blocks (burst), cannot block on one list (several cluster slots), or must count
+        # each claim exactly (max_jobs: a handed run and a reporter's claim can cross).
+        self._hand_offs = not burst and max_jobs is None and self._outages is None
+        self._waiting: set[str] = set()  # queues whose last claim's request stands
 
     # -- control (safe from signal handlers: they only set flags) ---------------------------
 
@@ -186,8 +197,7 @@ class Worker(Reporting, Keeping):
                 batch = self._claim(name, q, free)
                 if batch is None:
                     continue
-                self._data_marks.observe(name, batch.marks, batch.now_ms)
-                self._dispatch(q, batch.jobs)
+                self._accept(q, batch)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
                 next_due = due_in if next_due is None else min(next_due, due_in)
@@ -202,7 +212,7 @@ class Worker(Reporting, Keeping):
         try:
             if name in self._unsure:
                 self._release_orphans(name, q)
-            batch = q.claim(free, self.id)
+            batch = q.claim(free, self.id, wait_ms=self._wait_ms())
         except RedisUnavailable as exc:
             self._unsure.add(name)  # the claim may have run, and its reply been lost
             if self._outages is None:
@@ -234,6 +244,19 @@ class Worker(Reporting, Keeping):
                 len(released),
                 ", ".join(released[:20]),
             )
+
+    def _wait_ms(self) -> int:
+        """How long the next claim asks to be handed a job if it finds none (0: it does not)."""
+        return HAND_OFF_WAIT_MS if self._hand_offs and not self._stop.is_set() else 0
+
+    def _accept(self, q: Queue, batch: ClaimBatch, finished: Iterable[Run] = ()) -> None:
+        """Take on what a claim returned (under ``_claiming``)."""
+        self._data_marks.observe(q.name, batch.marks, batch.now_ms)
+        if batch.waiting:
+            self._waiting.add(q.name)
+        else:
+            self._waiting.discard(q.name)
+        self._dispatch(q, batch.jobs, finished)
 
     def _claimable(self, name: str, slots: int) -> int:
         """How many of ``slots`` may be filled now: none once stopping or past max_jobs."""
@@ -272,10 +295,24 @@ class Worker(Reporting, Keeping):
             self._waiters.wait(timeout, [n for n in free if not self._outages.skipping(n)])
             return
         # Only the wake lists of queues that have room: a full queue's token is left for a
-        # worker that can take its job.
-        wake_keys = [self.queues[name].keys.wake for name in free]
-        with connection.reporting_unavailable(self.client):
-            self.client.blpop(wake_keys, timeout=timeout)
+        # worker that can take its job. Inboxes first: BLPOP takes from the first list that
+        # has an element, and a handed run is this worker's alone.
+        inboxes = {inbox_key(self.queues[name].keys, self.id): name for name in self._waiting}
+        keys = [*inboxes, *(self.queues[name].keys.wake for name in free)]
+        try:
+            with connection.reporting_unavailable(self.client):
+                popped = self.client.blpop(keys, timeout=timeout)
+        except RedisUnavailable:
+            self._unsure.update(inboxes.values())  # a handed run may have been popped
+            raise
+        if popped is not None and popped[0] in inboxes:
+            self._take_handed(self.queues[inboxes[popped[0]]], popped[1])
+
+    def _take_handed(self, q: Queue, message: str) -> None:
+        """Run a job an add handed to this worker (its request is used up)."""
+        with self._claiming:
+            self._waiting.discard(q.name)
+            self._dispatch(q, [q.handed_run(message)])
 
     def _wait_for_slot(self, timeout: float) -> None:
         self._slot_freed.wait(timeout)
@@ -356,6 +393,7 @@ class Worker(Reporting, Keeping):
             self._claiming.release()
         if self._waiters is not None:
             self._waiters.stop()
+        self._withdraw()
         deadline = time.monotonic() + self.grace
         while self._executing() and not self._abort.is_set() and time.monotonic() < deadline:
             self._abort.wait(0.05)
@@ -380,6 +418,25 @@ class Worker(Reporting, Keeping):
         logger.info(
             "worker %s stopped: %d processed, %d failed", self.id, self.processed, self.failed
         )
+
+    def _withdraw(self) -> None:
+        """Take back the standing requests to be handed jobs; runs handed meanwhile never
+        started, so they go back to their queues."""
+        for name in sorted(self._waiting):
+            q = self.queues[name]
+            try:
+                handed = q.claim(0, self.id).jobs
+                if handed:
+                    q.handback([(job.id, job.token) for job in handed])
+            except (RedisUnavailable, redis.ResponseError) as exc:
+                logger.error(
+                    "%s: could not take back the request to be handed a job (%s); it lapses "
+                    "in %d ms, and the jam guard recovers a job handed meanwhile",
+                    name,
+                    exc,
+                    HAND_OFF_WAIT_MS,
+                )
+        self._waiting.clear()
 
     def _executing(self) -> list[Run]:
         with self._lock:

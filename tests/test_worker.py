@@ -327,8 +327,8 @@ def test_runs_a_lost_reply_claimed_are_queued_again_at_once_not_a_lease_later(mo
     real = Queue.ack_and_claim
     lost: list[str] = []
 
-    def losing_its_reply(self, runs, max_jobs, worker_id):
-        acks, batch = real(self, runs, max_jobs, worker_id)
+    def losing_its_reply(self, runs, max_jobs, worker_id, **options):
+        acks, batch = real(self, runs, max_jobs, worker_id, **options)
         if not lost and batch.jobs:
             lost.extend(job.id for job in batch.jobs)
             raise RedisUnavailable("the reply was lost (simulated)")

@@ -15,8 +15,11 @@
 --  11 paused      STRING present while the queue is paused
 --  12 stats       HASH processed / failed totals; born: when the queue was first used
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
---  14 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
+--  14 idle        ZSET worker id -> until when (ms) it waits, blocked, to be handed a job
+--  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
 --                 result HASH of a Django task's run (task_*)
+-- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
+-- learns from idle; it shares the hash tag, so it lives in this queue's slot.
 --
 -- A job id lives in exactly one of queued, scheduled, processing, failed, or none of them
 -- (released). Its jobs record exists exactly while it is in one of those four. The counters
@@ -24,9 +27,9 @@
 local K = {
   queued = KEYS[1], scheduled = KEYS[2], processing = KEYS[3], failed = KEYS[4],
   jobs = KEYS[5], run = KEYS[6], rerun = KEYS[7], errors = KEYS[8], seq = KEYS[9],
-  wake = KEYS[10], paused = KEYS[11], stats = KEYS[12], throughput = KEYS[13],
+  wake = KEYS[10], paused = KEYS[11], stats = KEYS[12], throughput = KEYS[13], idle = KEYS[14],
 }
-local EXTRA_KEY = KEYS[14]
+local EXTRA_KEY = KEYS[15]
 local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 
 -- Redis does not roll back a script that fails half-way, so a key that holds garbage (written
@@ -37,7 +40,7 @@ local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 local KEY_TYPES = {
   {'queued', 'zset'}, {'scheduled', 'zset'}, {'processing', 'zset'}, {'failed', 'zset'},
   {'jobs', 'hash'}, {'run', 'hash'}, {'rerun', 'hash'}, {'errors', 'hash'}, {'wake', 'list'},
-  {'stats', 'hash'}, {'throughput', 'hash'},
+  {'stats', 'hash'}, {'throughput', 'hash'}, {'idle', 'zset'},
 }
 
 local function refuse_wrong_type(key, wanted)
@@ -138,21 +141,66 @@ local function release(id)
   redis.call('HDEL', K.errors, id)
 end
 
+-- A failed job queued again: its failed record and last error go.
+local function clear_failure(id)
+  redis.call('ZREM', K.failed, id)
+  redis.call('HDEL', K.errors, id)
+end
+
 -- A new run of id: replaces any failed record and last error of an earlier run. unheld: the
 -- caller saw id in no state, so by the schema it has neither.
 -- The record head of a fresh run, built once per (now, priority): an add of 1,000 jobs would
 -- otherwise format the same counters 1,000 times.
 local fresh_head = {now = nil, priority = nil, text = nil}
 local function start_fresh(id, body, priority, now, unheld)
-  if not unheld then
-    redis.call('ZREM', K.failed, id)
-    redis.call('HDEL', K.errors, id)
-  end
+  if not unheld then clear_failure(id) end
   if fresh_head.now ~= now or fresh_head.priority ~= priority then
     fresh_head.now, fresh_head.priority = now, priority
     fresh_head.text = counters_of({enqueued = now, attempts = 0, jams = 0, priority = priority})
   end
   redis.call('HSET', K.jobs, id, fresh_head.text .. '|' .. body)
+end
+
+-- Hand-off to a waiting worker. A worker whose claim found nothing, and which is about to block
+-- on its queues' wake lists, may ask to be handed the next job (claim_jobs' idle_ms): the add
+-- that finds it claims the job for it, as a claim would, and pushes the run to its inbox, which
+-- the worker blocks on too. The job then starts after one round trip, the add's, instead of
+-- three (add, wake-up, claim). A request is good for one job and lapses at its deadline, so a
+-- worker that died waiting is handed at most one job, which the jam guard recovers.
+
+-- The worker's inbox: the LIST of runs handed to it (django_convoy.keys.inbox_key).
+local function inbox_of(worker)
+  return string.sub(K.idle, 1, -5) .. 'inbox:' .. worker
+end
+
+-- The worker that asked last (its caches are the warmest), if its request still stands, the
+-- queue is not paused and no job waits ahead; else nil.
+local function waiting_worker(now)
+  local newest = redis.call('ZREVRANGE', K.idle, 0, 0, 'WITHSCORES')
+  if #newest == 0 then return nil end
+  if tonumber(newest[2]) < now then -- the newest request lapsed, so every request did
+    redis.call('DEL', K.idle)
+    return nil
+  end
+  if redis.call('EXISTS', K.paused) == 1 or redis.call('ZCARD', K.queued) > 0 then
+    return nil
+  end
+  return newest[1]
+end
+
+-- Record a fresh run of id (attempt 1, fencing token token) for worker, and push it to the
+-- worker's inbox as claim_jobs would return it. unheld: as start_fresh's.
+local function hand_over(id, body, priority, now, token, worker, lease, unheld)
+  local inbox = inbox_of(worker)
+  refuse_wrong_type(inbox, 'list')
+  if not unheld then clear_failure(id) end
+  redis.call('ZREM', K.idle, worker)
+  redis.call('HSET', K.jobs, id, int(now) .. '|1|0|' .. priority .. '|' .. body)
+  redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
+  redis.call('ZADD', K.processing, int(now + lease), id)
+  redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)}))
+  -- A dead worker's inbox goes; its run is the jam guard's once the lease is over.
+  redis.call('PEXPIRE', inbox, int(lease))
 end
 
 local function state_of(id, now)
@@ -225,19 +273,38 @@ local function finish_failed(id, now, failed_ttl_ms)
 end
 
 -- Promote due scheduled jobs, then hand up to max_jobs queued jobs to worker (claim.lua,
--- ack_claim.lua). Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the
--- sequence counter and the queue's birth time (the counter only grows and the birth never
--- changes, unless Redis lost data), then per claimed job: id, body, attempt, token.
-local function claim_jobs(max_jobs, worker, lease, promote_limit)
+-- ack_claim.lua), after the runs handed to it while it waited (which count in max_jobs, but
+-- come even when max_jobs is 0: they are its already). idle_ms > 0: if nothing is claimed,
+-- the worker will block, and asks to be handed the next job for that long.
+-- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter and
+-- the queue's birth time (the counter only grows and the birth never changes, unless Redis
+-- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
+-- attempt, token.
+local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   local now = now_ms()
+  local inbox = inbox_of(worker)
+  local handed = redis.pcall('LRANGE', inbox, 0, -1)
+  if handed.err then error('convoy: ' .. inbox .. ' is not a list') end
+  redis.call('ZREM', K.idle, worker)
+  if #handed > 0 then redis.call('DEL', inbox) end
   local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'LIMIT', 0, promote_limit)
   for _, id in ipairs(due) do
     redis.call('ZREM', K.scheduled, id)
     push_queued(id, priority_of(id))
   end
   local first = redis.call('ZRANGE', K.scheduled, 0, 0, 'WITHSCORES')
-  local out = {int(now), first[2] or '-1', 0, 0, ''}
+  local out = {int(now), first[2] or '-1', 0, 0, '', 0}
 
+  -- A handed run taken back meanwhile (by the jam guard, say) is not the worker's any more; one
+  -- still held gets a lease from now, as a claimed run does.
+  for _, message in ipairs(handed) do
+    local run = cjson.decode(message)
+    if owns(run[1], run[4]) then
+      redis.call('ZADD', K.processing, int(now + lease), run[1])
+      for _, part in ipairs(run) do out[#out + 1] = part end
+    end
+  end
+  max_jobs = max_jobs - (#out - 6) / 4
   local popped = {}
   if redis.call('EXISTS', K.paused) == 1 then
     out[3] = 1
@@ -262,6 +329,11 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit)
   -- Pass the baton: if work is left, make sure another idle worker wakes for it.
   if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
     wake_one()
+  end
+  if idle_ms > 0 and max_jobs > 0 and #out == 6 and out[3] == 0 then
+    redis.call('ZREMRANGEBYSCORE', K.idle, '-inf', int(now - 1)) -- requests of workers gone
+    redis.call('ZADD', K.idle, int(now + idle_ms), worker)
+    out[6] = 1
   end
   out[4] = redis.call('GET', K.seq) or '0'
   out[5] = redis.call('HGET', K.stats, 'born') or ''

@@ -190,6 +190,7 @@ GARBAGE = [
     Garbage("seq-not-a-counter", "seq", "12.5", entry=False),  # a number INCRBY refuses
     Garbage("throughput-wrong-type", "throughput", "x", entry=False),
     Garbage("stats-wrong-type", "stats", "x", entry=False),
+    Garbage("idle-wrong-type", "idle", "x", entry=False),
     Garbage("queued-wrong-type", "queued", "x", entry=False, outcome="lost"),
     Garbage(
         "queued-wrong-type-job-due",

@@ -1,8 +1,9 @@
 """Scenario 11: the queue against a simple model, by stateful property-based testing.
 
 Hypothesis drives one Queue (on a redis-server of this module's own) through random adds,
-claims, acks, failures, renewals, hand-backs, deletions, lease expiries and due times (moved in
-Redis, never slept for) and jam-guard rounds, and after every step checks that Redis agrees with
+claims (some asking to be handed the next job, which the next add then does), acks, failures,
+renewals, hand-backs, deletions, lease expiries and due times (moved in Redis, never slept for)
+and jam-guard rounds, and after every step checks that Redis agrees with
 a plain-Python model: each id in at most one state, ``body``/``meta`` present exactly for ids in
 a state, a ``run`` exactly for processing ids, pending reruns where the model has them, the
 queue's order, attempts and jams, the counts of ``stats()`` and the state ``get_job`` reports.
@@ -32,6 +33,7 @@ from hypothesis.stateful import (
 from django_convoy.conf import QueueConfig
 from django_convoy.exceptions import JobNotFound
 from django_convoy.job import ClaimedJob
+from django_convoy.keys import inbox_key
 from django_convoy.queue import Queue
 from django_convoy.redis_server import RedisServer
 
@@ -93,6 +95,8 @@ class QueueModel(RuleBasedStateMachine):
         self.queue = Queue(CONFIG, "convoyhyp", self.client)
         self.entries: dict[str, Entry] = {}
         self.counter = 0
+        self.waiting = False  # the worker's request to be handed the next job stands
+        self.inbox: list[tuple[str, str]] = []  # (id, placeholder token) of runs handed to it
 
     # -- model helpers --------------------------------------------------------------------------
 
@@ -146,6 +150,16 @@ class QueueModel(RuleBasedStateMachine):
             delay=1000 if delayed else 0,
             priority=priority,
         )
+        queued = any(e.state == "queued" for e in self.entries.values())
+        if state in (None, "failed") and self.waiting and not delayed and not queued:
+            # Handed to the waiting worker; its token is learnt when the worker's claim returns it.
+            placeholder = f"handed-{self._next()}"
+            self.entries[job_id] = Entry("processing", payload, priority, attempts=1)
+            self.entries[job_id].token = placeholder
+            self.inbox.append((job_id, placeholder))
+            self.waiting = False
+            assert (result.added, result.state) == (True, "processing")
+            return
         if state in (None, "failed"):
             self._fresh(job_id, payload, priority)
             if delayed:
@@ -156,8 +170,8 @@ class QueueModel(RuleBasedStateMachine):
             self.entries[job_id].rerun = (priority, payload)
         assert (result.added, result.state) == (False, state)
 
-    @rule(target=runs, n=st.integers(1, 3))
-    def claim(self, n):
+    @rule(target=runs, n=st.integers(0, 3), wait=st.booleans())
+    def claim(self, n, wait):
         for job_id in self._by_id_bytes(
             [i for i, e in self.entries.items() if e.state == "scheduled" and e.due]
         ):
@@ -168,13 +182,19 @@ class QueueModel(RuleBasedStateMachine):
             (i for i, e in self.entries.items() if e.state == "queued"),
             key=lambda i: (-self.entries[i].priority, self.entries[i].order),
         )
-        batch = self.queue.claim(n, "model-worker")
-        assert [job.id for job in batch.jobs] == waiting[:n]
+        # Runs handed to the worker come first, unless they were taken back meanwhile.
+        handed = [i for i, token in self.inbox if self._owns(Run(i, token, 1))]
+        self.inbox = []
+        batch = self.queue.claim(n, "model-worker", wait_ms=60_000 if wait else 0)
+        assert [job.id for job in batch.jobs] == handed + waiting[: max(0, n - len(handed))]
+        self.waiting = wait and n > 0 and not batch.jobs
+        assert batch.waiting == self.waiting
         claimed = []
         for job in batch.jobs:
             entry = self.entries[job.id]
+            if job.id not in handed:
+                entry.attempts += 1
             entry.state, entry.token, entry.expired = "processing", job.token, False
-            entry.attempts += 1
             assert job.attempt == entry.attempts
             assert json.loads(job.body) == {"payload": entry.payload}
             claimed.append(Run(job.id, job.token, job.attempt))
@@ -315,6 +335,10 @@ class QueueModel(RuleBasedStateMachine):
             if entry.rerun:
                 priority, body = client.hget(keys.rerun, job_id).split("|", 1)
                 assert (int(priority), json.loads(body)["payload"]) == entry.rerun
+        waiting = client.zscore(keys.idle, "model-worker") is not None
+        assert waiting == self.waiting
+        handed = client.lrange(inbox_key(keys, "model-worker"), 0, -1)
+        assert [json.loads(message)[0] for message in handed] == [i for i, _ in self.inbox]
         stats = self.queue.stats()
         for state in ("queued", "processing", "jammed", "scheduled", "failed"):
             count = sum(1 for i in self.entries if self._state(i) == state)
