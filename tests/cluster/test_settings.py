@@ -210,7 +210,7 @@ def test_reporter_retries_only_what_it_could_not_report(monkeypatch):
     batch = [Outcome(Run(job), None, None, 0.01) for job in runs.values()]
     trucks = worker.queues["monsterTrucks"]
 
-    def away(*args):
+    def away(*args, **kwargs):
         raise RedisUnavailable("Redis at somewhere is unreachable")
 
     with monkeypatch.context() as patched:
