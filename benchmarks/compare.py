@@ -23,8 +23,9 @@ from pathlib import Path
 
 from benchmarks.common import ROOT
 
-# A progress line's label and first figure: "  W2 concurrency 1: 2,760 jobs/s (...)".
-FIGURE = re.compile(r"^\s*(?P<label>[^:]+):\s*(?P<value>[\d,.]+)")
+# A progress line's label and first figure: "  W2 concurrency 1: 2,760 jobs/s (...)", or
+# "  W3: p50 1.062 ms, ..." (a figure's name may come first).
+FIGURE = re.compile(r"^\s*(?P<label>[^:]+):\s*(?:[A-Za-z_]+\d*\s+)?(?P<value>[\d,.]+)")
 
 
 def export(revision: str, into: Path) -> None:

@@ -188,7 +188,7 @@ class Queue:
         """Add (id, payload JSON) entries for ``task``: validated first, then one script call."""
         check_add_options(if_processing, delay, priority)
         ids = [normalise_id(job_id) for job_id, _ in entries]
-        args: list[Any] = [if_processing, int(delay * 1000), priority, self._lease_ms]
+        args: list[Any] = [if_processing, int(delay * 1000), priority, self.lease_ms]
         for job_id, (_, payload_json) in zip(ids, entries, strict=True):
             args += (job_id, encode_body(task, payload_json))
         results: list[AddResult] = []
@@ -376,11 +376,11 @@ class Queue:
         return acks, self._claim_batch(claimed)
 
     @property
-    def _lease_ms(self) -> int:
+    def lease_ms(self) -> int:
         return int(self.config.lease * 1000)
 
     def _claim_args(self, max_jobs: int, worker_id: str, wait_ms: int) -> list[Any]:
-        return [max_jobs, worker_id, self._lease_ms, BATCH, wait_ms]
+        return [max_jobs, worker_id, self.lease_ms, BATCH, wait_ms]
 
     def _claim_batch(self, reply: list[Any]) -> ClaimBatch:
         jobs = [

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 from django.conf import settings
 
+from django_convoy.queue import Queue
 from django_convoy.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +80,23 @@ def test_log() -> list[str]:
 
 
 test_log.__test__ = False  # not a test, despite the name
+
+
+def claims_of(monkeypatch) -> list[str]:
+    """The ids every claim (with or without an ack) returns from now on."""
+    claimed: list[str] = []
+    claim, ack_and_claim = Queue.claim, Queue.ack_and_claim
+
+    def counted_claim(self, *args, **kwargs):
+        batch = claim(self, *args, **kwargs)
+        claimed.extend(job.id for job in batch.jobs)
+        return batch
+
+    def counted_ack_and_claim(self, *args, **kwargs):
+        acks, batch = ack_and_claim(self, *args, **kwargs)
+        claimed.extend(job.id for job in batch.jobs)
+        return acks, batch
+
+    monkeypatch.setattr(Queue, "claim", counted_claim)
+    monkeypatch.setattr(Queue, "ack_and_claim", counted_ack_and_claim)
+    return claimed

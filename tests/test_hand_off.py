@@ -9,9 +9,8 @@ import redis
 
 from django_convoy import get_queue
 from django_convoy.keys import inbox_key
-from django_convoy.queue import Queue
 from django_convoy.worker import HAND_OFF_WAIT_MS, Worker
-from tests.helpers import ThreadedWorker, test_log, wait_until
+from tests.helpers import ThreadedWorker, claims_of, test_log, wait_until
 from tests.jobs import tasks
 
 WAIT_MS = 5000
@@ -139,26 +138,6 @@ def test_a_corrupt_inbox_refuses_the_add_and_the_claim_and_writes_nothing(fast, 
         fast.claim(1, "w")
     redis_client.delete(inbox_key(fast.keys, "w"))
     assert fast.add_job("a").state == "processing"
-
-
-def claims_of(monkeypatch) -> list[str]:
-    """The ids every claim (with or without an ack) returns from now on."""
-    claimed: list[str] = []
-    claim, ack_and_claim = Queue.claim, Queue.ack_and_claim
-
-    def counted_claim(self, *args, **kwargs):
-        batch = claim(self, *args, **kwargs)
-        claimed.extend(job.id for job in batch.jobs)
-        return batch
-
-    def counted_ack_and_claim(self, *args, **kwargs):
-        acks, batch = ack_and_claim(self, *args, **kwargs)
-        claimed.extend(job.id for job in batch.jobs)
-        return acks, batch
-
-    monkeypatch.setattr(Queue, "claim", counted_claim)
-    monkeypatch.setattr(Queue, "ack_and_claim", counted_ack_and_claim)
-    return claimed
 
 
 def test_an_idle_worker_runs_a_new_job_without_claiming_it(monkeypatch, redis_client):

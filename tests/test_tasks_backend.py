@@ -34,7 +34,7 @@ from django_convoy.tasks_framework import (  # noqa: E402
 from django_convoy.worker import Worker  # noqa: E402
 from tests.djtasks import tasks  # noqa: E402
 from tests.djtasks.config import TASKS  # noqa: E402
-from tests.helpers import ThreadedWorker, manage, wait_until  # noqa: E402
+from tests.helpers import ThreadedWorker, claims_of, manage, wait_until  # noqa: E402
 from tests.jobs import tasks as convoy_tasks  # noqa: E402
 
 if FRAMEWORK == "django.tasks":
@@ -449,3 +449,14 @@ def test_failed_result_outlives_the_failed_job_by_result_ttl(redis_client):
     keep = (queue.config.failed_ttl + 24 * 3600) * 1000
     assert keep - 5000 < redis_client.pttl(key) <= keep
     assert queue.get_job(result.id).state == "failed"
+
+
+def test_an_idle_worker_is_handed_a_task_run_without_claiming_it(monkeypatch, redis_client):
+    claimed = claims_of(monkeypatch)
+    queue = get_queue("default")
+    with ThreadedWorker("default") as worker:
+        wait_until(lambda: redis_client.zscore(queue.keys.idle, worker.id))
+        result = tasks.calculate_meaning_of_life.enqueue()
+        wait_until(lambda: tasks.calculate_meaning_of_life.get_result(result.id).is_finished)
+    assert tasks.calculate_meaning_of_life.get_result(result.id).return_value == 42
+    assert claimed == []  # no claim returned it: the add handed it over

@@ -4,7 +4,8 @@
 --   in the error log's place: no task_* script records failures in the error log)
 -- ARGV: id, body (its payload carries the result id), if_processing ('ignore' | 'rerun'),
 --   due_ms (Redis-clock ms; <= now: queue it now), priority, keep_ms (how long a result HASH
---   outlives its last write while its run is waiting)
+--   outlives its last write while its run is waiting), lease_ms (of a run handed straight to a
+--   waiting worker, as add.lua does)
 -- Returns: now_ms, outcome, result id. outcome 'added' (queued or scheduled now), 'rerun' (to
 --   run once the live run ends) or 'exists': then the result id is the live run's (the pending
 --   rerun's, if there is one), or '' when that run was not enqueued through Django's Tasks
@@ -12,6 +13,7 @@
 refuse_corrupt_keys('hash')
 local id, body, if_processing = ARGV[1], ARGV[2], ARGV[3]
 local due, priority, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local lease = tonumber(ARGV[7])
 local result = EXTRA_KEY
 local now = now_ms()
 
@@ -21,6 +23,13 @@ local function create_result(waits_ms)
 end
 
 local state = state_of(id, now)
+local waiting = (state == nil or state == 'failed') and due <= now and waiting_worker(now)
+if waiting then
+  hand_over(id, body, priority, now, redis.call('INCR', K.seq), waiting, lease, state == nil)
+  redis.call('HSETNX', K.stats, 'born', int(now))
+  create_result(0)
+  return {int(now), 'added', result_of(body)}
+end
 if state == nil or state == 'failed' then
   start_fresh(id, body, priority, now)
   if due > now then
