@@ -169,7 +169,7 @@ def script_commands() -> frozenset[str]:
     found = set()
     for path in files("django_convoy").joinpath("lua").iterdir():
         if path.name.endswith(".lua"):
-            found.update(re.findall(r"redis\.call\('(\w+)'", path.read_text(encoding="utf-8")))
+            found.update(re.findall(r"redis\.p?call\('(\w+)'", path.read_text(encoding="utf-8")))
     return frozenset(name.lower() for name in found)
 
 
