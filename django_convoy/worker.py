@@ -309,9 +309,9 @@ class Worker(Reporting, Keeping):
             self._take_handed(self.queues[inboxes[popped[0]]], popped[1])
 
     def _take_handed(self, q: Queue, message: str) -> None:
-        """Run a job an add handed to this worker (its request is used up)."""
+        """Run a job an add handed to this worker (the claim round that follows takes any
+        others handed to it, and renews its request)."""
         with self._claiming:
-            self._waiting.discard(q.name)
             self._dispatch(q, [q.handed_run(message)])
 
     def _wait_for_slot(self, timeout: float) -> None:

@@ -21,15 +21,22 @@ def fast():
     return get_queue("fast")  # LEASE 1 s
 
 
-def wait_for_a_job(queue, worker_id: str, wait_ms: int = WAIT_MS) -> None:
-    """Claim nothing (the queue is empty) and ask to be handed the next job."""
-    batch = queue.claim(2, worker_id, wait_ms=wait_ms)
+def wait_for_a_job(queue, worker_id: str, wait_ms: int = WAIT_MS, slots: int = 1) -> None:
+    """Claim nothing (the queue is empty) and ask to be handed the next ``slots`` jobs."""
+    batch = queue.claim(slots, worker_id, wait_ms=wait_ms)
     assert (batch.jobs, batch.waiting) == ([], True)
+
+
+def request(queue, redis_client, worker_id: str) -> tuple[float, int] | None:
+    """The worker's standing request: (deadline in s, jobs it may still be handed)."""
+    score = redis_client.zscore(queue.keys.idle, worker_id)
+    return None if score is None else (score // 1000 / 1000, int(score % 1000))
 
 
 def test_a_claim_that_finds_nothing_asks_to_be_handed_the_next_job(fast, redis_client):
     wait_for_a_job(fast, "w")
-    assert redis_client.zscore(fast.keys.idle, "w") > time.time() * 1000
+    deadline, slots = request(fast, redis_client, "w")
+    assert (time.time() < deadline < time.time() + WAIT_MS / 1000 + 1, slots) == (True, 1)
     added = fast.add_job("a", {"p": 1})
     assert (added.added, added.state) == (True, "processing")
     job = fast.get_job("a")
@@ -39,13 +46,35 @@ def test_a_claim_that_finds_nothing_asks_to_be_handed_the_next_job(fast, redis_c
     handed = fast.handed_run(message)
     assert [handed.id, handed.body, handed.attempt, handed.token] == json.loads(message)
     assert (handed.id, handed.attempt) == ("a", 1)
-    # One job per request, and no wake token for it: the worker is woken by its inbox.
-    assert redis_client.zscore(fast.keys.idle, "w") is None
+    # Its one free slot is used up; no wake token for the job: the worker's inbox woke it.
+    assert request(fast, redis_client, "w") is None
     assert redis_client.llen(fast.keys.wake) == 0
     assert fast.add_job("b").state == "queued"
     assert redis_client.llen(fast.keys.wake) == 1
     assert fast.ack([("a", handed.token)]) == [1]
     assert fast.get_job("a") is None
+
+
+def test_a_worker_is_handed_as_many_jobs_as_it_has_free_slots(fast, redis_client):
+    wait_for_a_job(fast, "w", slots=2)
+    assert [fast.add_job(i).state for i in "abc"] == ["processing", "processing", "queued"]
+    assert request(fast, redis_client, "w") is None
+    batch = fast.claim(2, "w", wait_ms=WAIT_MS)  # the claim loop's next claim: both runs
+    assert ([job.id for job in batch.jobs], batch.waiting) == (["a", "b"], False)
+    assert fast.get_job("c").state == "queued"
+
+
+def test_a_claim_renews_the_request_for_the_room_it_leaves(fast, redis_client):
+    wait_for_a_job(fast, "w", slots=3)
+    assert fast.add_job("a").state == "processing"
+    assert request(fast, redis_client, "w")[1] == 2
+    # The claim loop's next claim, with the 2 slots "a" left free: "a", and a request for 1.
+    batch = fast.claim(2, "w", wait_ms=WAIT_MS)
+    assert ([job.id for job in batch.jobs], batch.waiting) == (["a"], True)
+    assert request(fast, redis_client, "w")[1] == 1
+    fast.add_job("b")
+    assert [job.id for job in fast.claim(3, "w", wait_ms=WAIT_MS).jobs] == ["b"]
+    assert request(fast, redis_client, "w")[1] == 2
 
 
 def test_a_claim_returns_the_runs_handed_to_it_first_within_max_jobs(fast, redis_client):
@@ -86,7 +115,7 @@ def test_nothing_is_handed_over_while_paused_behind_waiting_jobs_or_later(fast, 
     assert fast.add_job("paused").state == "queued"
     fast.resume()
     assert fast.add_job("behind").state == "queued"  # "paused" waits ahead of it
-    assert redis_client.zscore(fast.keys.idle, "w") is not None  # the request still stands
+    assert request(fast, redis_client, "w") is not None  # the request still stands
     assert [job.id for job in fast.claim(5, "w").jobs] == ["paused", "behind"]
 
 
@@ -133,7 +162,7 @@ def test_a_corrupt_inbox_refuses_the_add_and_the_claim_and_writes_nothing(fast, 
     with pytest.raises(redis.ResponseError, match="inbox:w is a string, not a list"):
         fast.add_job("a")
     assert fast.get_job("a") is None
-    assert redis_client.zscore(fast.keys.idle, "w") is not None
+    assert request(fast, redis_client, "w") is not None
     with pytest.raises(redis.ResponseError, match="inbox:w is not a list"):
         fast.claim(1, "w")
     redis_client.delete(inbox_key(fast.keys, "w"))

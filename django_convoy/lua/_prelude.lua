@@ -15,7 +15,8 @@
 --  11 paused      STRING present while the queue is paused
 --  12 stats       HASH processed / failed totals; born: when the queue was first used
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
---  14 idle        ZSET worker id -> until when (ms) it waits, blocked, to be handed a job
+--  14 idle        ZSET worker id -> until when (ms) it waits to be handed jobs, and how many:
+--                 deadline * 1000 + free slots (both exact in a double; see waiting_worker)
 --  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
 --                 result HASH of a Django task's run (task_*)
 -- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
@@ -162,39 +163,54 @@ local function start_fresh(id, body, priority, now, unheld)
 end
 
 -- Hand-off to a waiting worker. A worker whose claim found nothing, and which is about to block
--- on its queues' wake lists, may ask to be handed the next job (claim_jobs' idle_ms): the add
--- that finds it claims the job for it, as a claim would, and pushes the run to its inbox, which
--- the worker blocks on too. The job then starts after one round trip, the add's, instead of
--- three (add, wake-up, claim). A request is good for one job and lapses at its deadline, so a
--- worker that died waiting is handed at most one job, which the jam guard recovers.
+-- on its queues' wake lists, may ask to be handed the next jobs, as many as the claim could
+-- have taken (claim_jobs' idle_ms): an add that finds it claims its job for the worker, as a
+-- claim would, and pushes the run to its inbox, which the worker blocks on too. The job then
+-- starts after one round trip, the add's, instead of three (add, wake-up, claim). Each of the
+-- worker's claims takes its request back and makes a new one, atomically, so the request stands
+-- while the worker handles a handed run. It lapses at its deadline: a worker that died waiting
+-- is handed at most its free slots' worth of jobs, which the jam guard recovers.
+local IDLE_SLOTS = 1000 -- idle scores: deadline * IDLE_SLOTS + free slots (< IDLE_SLOTS)
 
 -- The worker's inbox: the LIST of runs handed to it (django_convoy.keys.inbox_key).
 local function inbox_of(worker)
   return string.sub(K.idle, 1, -5) .. 'inbox:' .. worker
 end
 
--- The worker that asked last (its caches are the warmest), if its request still stands, the
--- queue is not paused and no job waits ahead; else nil.
+-- The worker that asked last (its caches are the warmest) and its idle score, if its request
+-- still stands, the queue is not paused and no job waits ahead; else nil.
 local function waiting_worker(now)
   local newest = redis.call('ZREVRANGE', K.idle, 0, 0, 'WITHSCORES')
   if #newest == 0 then return nil end
-  if tonumber(newest[2]) < now then -- the newest request lapsed, so every request did
+  local score = tonumber(newest[2])
+  if math.floor(score / IDLE_SLOTS) < now then -- the newest request lapsed, so every one did
     redis.call('DEL', K.idle)
     return nil
   end
   if redis.call('EXISTS', K.paused) == 1 or redis.call('ZCARD', K.queued) > 0 then
     return nil
   end
-  return newest[1]
+  return newest[1], score
 end
 
--- Record a fresh run of id (attempt 1, fencing token token) for worker, and push it to the
--- worker's inbox as claim_jobs would return it. unheld: as start_fresh's.
-local function hand_over(id, body, priority, now, token, worker, lease, unheld)
+-- Ask for up to slots jobs until deadline (claim_jobs), sweeping the requests that lapsed.
+local function wait_for_jobs(worker, deadline, slots, now)
+  redis.call('ZREMRANGEBYSCORE', K.idle, '-inf', '(' .. int(now * IDLE_SLOTS))
+  redis.call('ZADD', K.idle, int(deadline * IDLE_SLOTS + math.min(slots, IDLE_SLOTS - 1)), worker)
+end
+
+-- Record a fresh run of id (attempt 1, fencing token token) for the worker that waiting_worker
+-- found, and push it to the worker's inbox as claim_jobs would return it; the worker's request
+-- stands for one job fewer. unheld: as start_fresh's.
+local function hand_over(id, body, priority, now, token, worker, score, lease, unheld)
   local inbox = inbox_of(worker)
   refuse_wrong_type(inbox, 'list')
   if not unheld then clear_failure(id) end
-  redis.call('ZREM', K.idle, worker)
+  if score % IDLE_SLOTS > 1 then
+    redis.call('ZADD', K.idle, int(score - 1), worker)
+  else
+    redis.call('ZREM', K.idle, worker)
+  end
   redis.call('HSET', K.jobs, id, int(now) .. '|1|0|' .. priority .. '|' .. body)
   redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
@@ -274,8 +290,8 @@ end
 
 -- Promote due scheduled jobs, then hand up to max_jobs queued jobs to worker (claim.lua,
 -- ack_claim.lua), after the runs handed to it while it waited (which count in max_jobs, but
--- come even when max_jobs is 0: they are its already). idle_ms > 0: if nothing is claimed,
--- the worker will block, and asks to be handed the next job for that long.
+-- come even when max_jobs is 0: they are its already). idle_ms > 0: if the queue runs dry
+-- before max_jobs are taken, the worker asks to be handed as many more for that long.
 -- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter and
 -- the queue's birth time (the counter only grows and the birth never changes, unless Redis
 -- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
@@ -330,9 +346,10 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
     wake_one()
   end
-  if idle_ms > 0 and max_jobs > 0 and #out == 6 and out[3] == 0 then
-    redis.call('ZREMRANGEBYSCORE', K.idle, '-inf', int(now - 1)) -- requests of workers gone
-    redis.call('ZADD', K.idle, int(now + idle_ms), worker)
+  -- Room left once the queue ran dry: the worker will wait, and asks to be handed jobs for it.
+  local room = max_jobs - #popped / 2
+  if idle_ms > 0 and room > 0 and out[3] == 0 then
+    wait_for_jobs(worker, now + idle_ms, room, now)
     out[6] = 1
   end
   out[4] = redis.call('GET', K.seq) or '0'

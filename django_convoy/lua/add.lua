@@ -12,7 +12,8 @@ local queued_any, added_any = false, false
 -- One block of sequence numbers for the whole call; those of ids not added are skipped.
 local seq = redis.call('INCRBY', K.seq, (#ARGV - 4) / 2) - (#ARGV - 4) / 2
 -- A worker waiting to be handed the first job (a delayed job waits in any case).
-local waiting = delay <= 0 and waiting_worker(now)
+local waiting, waiting_score = nil, nil
+if delay <= 0 then waiting, waiting_score = waiting_worker(now) end
 -- By the schema an id without a record (the usual add) is in no state, which spares three of
 -- state_of's four lookups; running twice at once must not follow even from a record deleted
 -- by hand, so a processing entry is looked for all the same.
@@ -30,7 +31,7 @@ for i = 5, #ARGV, 2 do
   seq = seq + 1
   if state == nil or state == 'failed' then
     if waiting then
-      hand_over(id, body, priority, now, seq, waiting, lease, state == nil)
+      hand_over(id, body, priority, now, seq, waiting, waiting_score, lease, state == nil)
       waiting = nil
       state = 'processing'
     else

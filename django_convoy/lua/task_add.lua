@@ -23,9 +23,13 @@ local function create_result(waits_ms)
 end
 
 local state = state_of(id, now)
-local waiting = (state == nil or state == 'failed') and due <= now and waiting_worker(now)
+local waiting, waiting_score = nil, nil
+if (state == nil or state == 'failed') and due <= now then
+  waiting, waiting_score = waiting_worker(now)
+end
 if waiting then
-  hand_over(id, body, priority, now, redis.call('INCR', K.seq), waiting, lease, state == nil)
+  local token = redis.call('INCR', K.seq)
+  hand_over(id, body, priority, now, token, waiting, waiting_score, lease, state == nil)
   redis.call('HSETNX', K.stats, 'born', int(now))
   create_result(0)
   return {int(now), 'added', result_of(body)}

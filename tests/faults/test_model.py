@@ -95,7 +95,7 @@ class QueueModel(RuleBasedStateMachine):
         self.queue = Queue(CONFIG, "convoyhyp", self.client)
         self.entries: dict[str, Entry] = {}
         self.counter = 0
-        self.waiting = False  # the worker's request to be handed the next job stands
+        self.slots = 0  # how many jobs the worker's standing request may still be handed
         self.inbox: list[tuple[str, str]] = []  # (id, placeholder token) of runs handed to it
 
     # -- model helpers --------------------------------------------------------------------------
@@ -151,13 +151,13 @@ class QueueModel(RuleBasedStateMachine):
             priority=priority,
         )
         queued = any(e.state == "queued" for e in self.entries.values())
-        if state in (None, "failed") and self.waiting and not delayed and not queued:
+        if state in (None, "failed") and self.slots and not delayed and not queued:
             # Handed to the waiting worker; its token is learnt when the worker's claim returns it.
             placeholder = f"handed-{self._next()}"
             self.entries[job_id] = Entry("processing", payload, priority, attempts=1)
             self.entries[job_id].token = placeholder
             self.inbox.append((job_id, placeholder))
-            self.waiting = False
+            self.slots -= 1
             assert (result.added, result.state) == (True, "processing")
             return
         if state in (None, "failed"):
@@ -186,9 +186,12 @@ class QueueModel(RuleBasedStateMachine):
         handed = [i for i, token in self.inbox if self._owns(Run(i, token, 1))]
         self.inbox = []
         batch = self.queue.claim(n, "model-worker", wait_ms=60_000 if wait else 0)
-        assert [job.id for job in batch.jobs] == handed + waiting[: max(0, n - len(handed))]
-        self.waiting = wait and n > 0 and not batch.jobs
-        assert batch.waiting == self.waiting
+        room = n - len(handed)
+        popped = waiting[: max(0, room)]
+        assert [job.id for job in batch.jobs] == handed + popped
+        room -= len(popped)  # > 0: the queue ran dry with slots to spare
+        self.slots = room if wait and room > 0 else 0
+        assert batch.waiting == bool(self.slots)
         claimed = []
         for job in batch.jobs:
             entry = self.entries[job.id]
@@ -335,8 +338,8 @@ class QueueModel(RuleBasedStateMachine):
             if entry.rerun:
                 priority, body = client.hget(keys.rerun, job_id).split("|", 1)
                 assert (int(priority), json.loads(body)["payload"]) == entry.rerun
-        waiting = client.zscore(keys.idle, "model-worker") is not None
-        assert waiting == self.waiting
+        score = client.zscore(keys.idle, "model-worker")
+        assert (0 if score is None else int(score % 1000)) == self.slots
         handed = client.lrange(inbox_key(keys, "model-worker"), 0, -1)
         assert [json.loads(message)[0] for message in handed] == [i for i, _ in self.inbox]
         stats = self.queue.stats()
