@@ -26,7 +26,7 @@ class QueueKeys(NamedTuple):
     paused: str  # STRING present while the queue is paused
     stats: str  # HASH processed / failed totals; born: when the queue was first used
     throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
-    idle: str  # ZSET worker_id -> deadline_ms * 1000 + free slots: it waits to be handed jobs
+    idle: str  # ZSET "lease_ms|worker_id" -> deadline_ms * 1000 + free slots: waits for jobs
 
 
 def inbox_key(keys: QueueKeys, worker_id: str) -> str:

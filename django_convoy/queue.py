@@ -188,12 +188,12 @@ class Queue:
         """Add (id, payload JSON) entries for ``task``: validated first, then one script call."""
         check_add_options(if_processing, delay, priority)
         ids = [normalise_id(job_id) for job_id, _ in entries]
-        args: list[Any] = [if_processing, int(delay * 1000), priority, self.lease_ms]
+        args: list[Any] = [if_processing, int(delay * 1000), priority]
         for job_id, (_, payload_json) in zip(ids, entries, strict=True):
             args += (job_id, encode_body(task, payload_json))
         results: list[AddResult] = []
-        for start in range(0, len(args) - 4, 2 * BATCH):
-            reply = self._run(self.scripts.add, args[:4] + args[4 + start : 4 + start + 2 * BATCH])
+        for start in range(0, len(args) - 3, 2 * BATCH):
+            reply = self._run(self.scripts.add, args[:3] + args[3 + start : 3 + start + 2 * BATCH])
             offset = len(results)
             results += [
                 AddResult(ids[offset + i // 2], bool(reply[i]), reply[i + 1])
@@ -375,12 +375,8 @@ class Queue:
         acks, claimed = self._run(self.scripts.ack_claim, args)
         return acks, self._claim_batch(claimed)
 
-    @property
-    def lease_ms(self) -> int:
-        return int(self.config.lease * 1000)
-
     def _claim_args(self, max_jobs: int, worker_id: str, wait_ms: int) -> list[Any]:
-        return [max_jobs, worker_id, self.lease_ms, BATCH, wait_ms]
+        return [max_jobs, worker_id, int(self.config.lease * 1000), BATCH, wait_ms]
 
     def _claim_batch(self, reply: list[Any]) -> ClaimBatch:
         jobs = [

@@ -156,7 +156,7 @@ def add_run(
     """Queue (or schedule) a run and create its READY result, unless the job id is live."""
     now, outcome, live_id = queue._run(
         queue.scripts.task_add,
-        [job_id, body, if_processing, due_ms, priority, keep_ms, queue.lease_ms],
+        [job_id, body, if_processing, due_ms, priority, keep_ms],
         _keys(queue, result_id),
     )
     return Added(int(now), outcome, live_id)

@@ -116,7 +116,9 @@ class Worker(Reporting, Keeping):
         # never blocks (burst), cannot block on one list (several cluster slots), or must count
         # each claim exactly (max_jobs: a handed run and a reporter's claim can cross).
         self._hand_offs = not burst and max_jobs is None and self._outages is None
-        self._waiting: set[str] = set()  # queues whose last claim's request stands
+        # Queues whose last claim's request stands; replaced, never changed in place, so the
+        # claim loop can read it while the reporter's claims update it.
+        self._waiting: frozenset[str] = frozenset()
 
     # -- control (safe from signal handlers: they only set flags) ---------------------------
 
@@ -253,9 +255,9 @@ class Worker(Reporting, Keeping):
         """Take on what a claim returned (under ``_claiming``)."""
         self._data_marks.observe(q.name, batch.marks, batch.now_ms)
         if batch.waiting:
-            self._waiting.add(q.name)
+            self._waiting |= {q.name}
         else:
-            self._waiting.discard(q.name)
+            self._waiting -= {q.name}
         self._dispatch(q, batch.jobs, finished)
 
     def _claimable(self, name: str, slots: int) -> int:
@@ -310,9 +312,13 @@ class Worker(Reporting, Keeping):
 
     def _take_handed(self, q: Queue, message: str) -> None:
         """Run a job an add handed to this worker (the claim round that follows takes any
-        others handed to it, and renews its request)."""
+        others handed to it, and renews its request); once stopping, hand it back unstarted."""
+        job = q.handed_run(message)
+        if self._stop.is_set():
+            self._hand_back_unstarted(q, [job])
+            return
         with self._claiming:
-            self._dispatch(q, [q.handed_run(message)])
+            self._dispatch(q, [job])
 
     def _wait_for_slot(self, timeout: float) -> None:
         self._slot_freed.wait(timeout)
@@ -420,23 +426,39 @@ class Worker(Reporting, Keeping):
         )
 
     def _withdraw(self) -> None:
-        """Take back the standing requests to be handed jobs; runs handed meanwhile never
-        started, so they go back to their queues."""
-        for name in sorted(self._waiting):
-            q = self.queues[name]
+        """Take back the requests to be handed jobs, on every queue: one may stand that no
+        reply told of (lost, or of an ack that claims still in flight when aborting). Runs
+        handed meanwhile never started, so they go back to their queues."""
+        if not self._hand_offs:
+            return
+        for name, q in self.queues.items():
             try:
-                handed = q.claim(0, self.id).jobs
-                if handed:
-                    q.handback([(job.id, job.token) for job in handed])
+                self._hand_back_unstarted(q, q.claim(0, self.id).jobs)
             except (RedisUnavailable, redis.ResponseError) as exc:
                 logger.error(
-                    "%s: could not take back the request to be handed a job (%s); it lapses "
-                    "in %d ms, and the jam guard recovers a job handed meanwhile",
+                    "%s: could not take back the request to be handed jobs (%s); it lapses "
+                    "in %d ms, and the jam guard recovers the jobs handed meanwhile",
                     name,
                     exc,
                     HAND_OFF_WAIT_MS,
                 )
-        self._waiting.clear()
+        self._waiting = frozenset()
+
+    def _hand_back_unstarted(self, q: Queue, jobs: list[ClaimedJob]) -> None:
+        """Return runs handed to this worker after it began to stop (their attempt stays
+        counted, as for any run handed back); the jam guard recovers them if Redis is away."""
+        if not jobs:
+            return
+        try:
+            q.handback([(job.id, job.token) for job in jobs])
+        except RedisUnavailable as exc:
+            logger.error(
+                "%s: could not hand back %d runs handed to a stopping worker (%s); the jam "
+                "guard will recover them",
+                q.name,
+                len(jobs),
+                exc,
+            )
 
     def _executing(self) -> list[Run]:
         with self._lock:

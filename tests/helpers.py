@@ -82,6 +82,15 @@ def test_log() -> list[str]:
 test_log.__test__ = False  # not a test, despite the name
 
 
+def hand_off_request(queue, worker_id: str) -> tuple[float, int] | None:
+    """A worker's standing request to be handed jobs of ``queue``: (its deadline in seconds,
+    how many jobs it may still be handed), or None."""
+    for member, score in queue.client.zrange(queue.keys.idle, 0, -1, withscores=True):
+        if member.split("|", 1)[1] == worker_id:
+            return score // 1000 / 1000, int(score % 1000)
+    return None
+
+
 def claims_of(monkeypatch) -> list[str]:
     """The ids every claim (with or without an ack) returns from now on."""
     claimed: list[str] = []

@@ -3,14 +3,16 @@ would, and nothing of the queue's guarantees changes (one run at a time, nothing
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 import redis
 
 from django_convoy import get_queue
 from django_convoy.keys import inbox_key
+from django_convoy.queue import Queue
 from django_convoy.worker import HAND_OFF_WAIT_MS, Worker
-from tests.helpers import ThreadedWorker, claims_of, test_log, wait_until
+from tests.helpers import ThreadedWorker, claims_of, hand_off_request, test_log, wait_until
 from tests.jobs import tasks
 
 WAIT_MS = 5000
@@ -27,15 +29,9 @@ def wait_for_a_job(queue, worker_id: str, wait_ms: int = WAIT_MS, slots: int = 1
     assert (batch.jobs, batch.waiting) == ([], True)
 
 
-def request(queue, redis_client, worker_id: str) -> tuple[float, int] | None:
-    """The worker's standing request: (deadline in s, jobs it may still be handed)."""
-    score = redis_client.zscore(queue.keys.idle, worker_id)
-    return None if score is None else (score // 1000 / 1000, int(score % 1000))
-
-
 def test_a_claim_that_finds_nothing_asks_to_be_handed_the_next_job(fast, redis_client):
     wait_for_a_job(fast, "w")
-    deadline, slots = request(fast, redis_client, "w")
+    deadline, slots = hand_off_request(fast, "w")
     assert (time.time() < deadline < time.time() + WAIT_MS / 1000 + 1, slots) == (True, 1)
     added = fast.add_job("a", {"p": 1})
     assert (added.added, added.state) == (True, "processing")
@@ -47,7 +43,7 @@ def test_a_claim_that_finds_nothing_asks_to_be_handed_the_next_job(fast, redis_c
     assert [handed.id, handed.body, handed.attempt, handed.token] == json.loads(message)
     assert (handed.id, handed.attempt) == ("a", 1)
     # Its one free slot is used up; no wake token for the job: the worker's inbox woke it.
-    assert request(fast, redis_client, "w") is None
+    assert hand_off_request(fast, "w") is None
     assert redis_client.llen(fast.keys.wake) == 0
     assert fast.add_job("b").state == "queued"
     assert redis_client.llen(fast.keys.wake) == 1
@@ -58,7 +54,7 @@ def test_a_claim_that_finds_nothing_asks_to_be_handed_the_next_job(fast, redis_c
 def test_a_worker_is_handed_as_many_jobs_as_it_has_free_slots(fast, redis_client):
     wait_for_a_job(fast, "w", slots=2)
     assert [fast.add_job(i).state for i in "abc"] == ["processing", "processing", "queued"]
-    assert request(fast, redis_client, "w") is None
+    assert hand_off_request(fast, "w") is None
     batch = fast.claim(2, "w", wait_ms=WAIT_MS)  # the claim loop's next claim: both runs
     assert ([job.id for job in batch.jobs], batch.waiting) == (["a", "b"], False)
     assert fast.get_job("c").state == "queued"
@@ -67,14 +63,14 @@ def test_a_worker_is_handed_as_many_jobs_as_it_has_free_slots(fast, redis_client
 def test_a_claim_renews_the_request_for_the_room_it_leaves(fast, redis_client):
     wait_for_a_job(fast, "w", slots=3)
     assert fast.add_job("a").state == "processing"
-    assert request(fast, redis_client, "w")[1] == 2
+    assert hand_off_request(fast, "w")[1] == 2
     # The claim loop's next claim, with the 2 slots "a" left free: "a", and a request for 1.
     batch = fast.claim(2, "w", wait_ms=WAIT_MS)
     assert ([job.id for job in batch.jobs], batch.waiting) == (["a"], True)
-    assert request(fast, redis_client, "w")[1] == 1
+    assert hand_off_request(fast, "w")[1] == 1
     fast.add_job("b")
     assert [job.id for job in fast.claim(3, "w", wait_ms=WAIT_MS).jobs] == ["b"]
-    assert request(fast, redis_client, "w")[1] == 2
+    assert hand_off_request(fast, "w")[1] == 2
 
 
 def test_a_claim_returns_the_runs_handed_to_it_first_within_max_jobs(fast, redis_client):
@@ -115,7 +111,7 @@ def test_nothing_is_handed_over_while_paused_behind_waiting_jobs_or_later(fast, 
     assert fast.add_job("paused").state == "queued"
     fast.resume()
     assert fast.add_job("behind").state == "queued"  # "paused" waits ahead of it
-    assert request(fast, redis_client, "w") is not None  # the request still stands
+    assert hand_off_request(fast, "w") is not None  # the request still stands
     assert [job.id for job in fast.claim(5, "w").jobs] == ["paused", "behind"]
 
 
@@ -162,7 +158,7 @@ def test_a_corrupt_inbox_refuses_the_add_and_the_claim_and_writes_nothing(fast, 
     with pytest.raises(redis.ResponseError, match="inbox:w is a string, not a list"):
         fast.add_job("a")
     assert fast.get_job("a") is None
-    assert request(fast, redis_client, "w") is not None
+    assert hand_off_request(fast, "w") is not None
     with pytest.raises(redis.ResponseError, match="inbox:w is not a list"):
         fast.claim(1, "w")
     redis_client.delete(inbox_key(fast.keys, "w"))
@@ -174,26 +170,25 @@ def test_an_idle_worker_runs_a_new_job_without_claiming_it(monkeypatch, redis_cl
     claimed = claims_of(monkeypatch)
     with ThreadedWorker("default", concurrency=2) as worker:
         for n in range(3):
-            wait_until(lambda: redis_client.zscore(default.keys.idle, worker.id))
+            wait_until(lambda: hand_off_request(default, worker.id))
             result = tasks.record.enqueue(f"h{n}")
             assert (result.added, result.state) == (True, "processing")
             wait_until(lambda n=n: f"end rec-h{n}" in " ".join(test_log()))
         wait_until(lambda: default.stats()["processed_total"] == 3)
     assert not {"rec-h0", "rec-h1", "rec-h2"} & set(claimed)
     assert worker.processed == 3
-    assert redis_client.zscore(default.keys.idle, worker.id) is None  # withdrawn at stop
+    assert hand_off_request(default, worker.id) is None  # withdrawn at stop
 
 
 def test_a_stopping_worker_hands_back_a_run_handed_to_it_meanwhile(redis_client):
     default = get_queue("default")
     worker = Worker(["default"])
     assert default.claim(1, worker.id, wait_ms=WAIT_MS).waiting
-    worker._waiting.add("default")  # as its claim loop records it
     assert default.add_job("late").state == "processing"
     worker._withdraw()
     job = default.get_job("late")
     assert (job.state, job.worker) == ("queued", None)
-    assert redis_client.zscore(default.keys.idle, worker.id) is None
+    assert hand_off_request(default, worker.id) is None
     assert not redis_client.exists(inbox_key(default.keys, worker.id))
 
 
@@ -204,3 +199,48 @@ def test_a_stopping_worker_hands_back_a_run_handed_to_it_meanwhile(redis_client)
 )
 def test_only_workers_that_block_and_need_no_exact_count_ask(options, asks):
     assert Worker(["default"], **options)._wait_ms() == (HAND_OFF_WAIT_MS if asks else 0)
+
+
+def test_a_handed_run_gets_the_lease_of_its_worker_not_of_the_adder(fast, redis_client):
+    wait_for_a_job(fast, "w")  # "fast": LEASE 1 s, renewed by the worker every 1/3 s
+    adder = Queue(replace(fast.config, lease=600.0), fast.key_prefix, fast.client)
+    adder.add_job("a")
+    (seconds, micros) = redis_client.time()
+    lease_left_ms = redis_client.zscore(fast.keys.processing, "a") - (
+        seconds * 1000 + micros / 1000
+    )
+    assert 0 < lease_left_ms <= 1000
+
+
+def test_a_run_handed_to_a_stopping_worker_goes_back_unstarted(redis_client):
+    default = get_queue("default")
+    worker = Worker(["default"])
+    assert default.claim(1, worker.id, wait_ms=WAIT_MS).waiting
+    default.add_job("late")
+    message = redis_client.lpop(inbox_key(default.keys, worker.id))
+    worker.request_stop()
+    worker._take_handed(default, message)  # what its BLPOP popped as the signal came
+    assert default.get_job("late").state == "queued"
+    assert worker._busy["default"] == 0
+
+
+def test_orphans_released_take_their_inbox_entries_with_them(fast, redis_client):
+    wait_for_a_job(fast, "w")
+    fast.add_job("a")
+    assert fast.release_orphans("w", []) == ["a"]
+    assert not redis_client.exists(inbox_key(fast.keys, "w"))
+
+
+def test_an_inbox_lives_no_longer_than_its_first_runs_lease(fast, redis_client):
+    wait_for_a_job(fast, "w", slots=2)
+    fast.add_job("a")
+    first = redis_client.pttl(inbox_key(fast.keys, "w"))
+    time.sleep(0.05)
+    fast.add_job("b")
+    assert 0 < redis_client.pttl(inbox_key(fast.keys, "w")) < first
+
+
+def test_a_mangled_request_is_dropped_not_obeyed(fast, redis_client):
+    redis_client.zadd(fast.keys.idle, {"not-a-request": 9e15})
+    assert fast.add_job("a").state == "queued"
+    assert redis_client.zcard(fast.keys.idle) == 0

@@ -34,7 +34,13 @@ from django_convoy.tasks_framework import (  # noqa: E402
 from django_convoy.worker import Worker  # noqa: E402
 from tests.djtasks import tasks  # noqa: E402
 from tests.djtasks.config import TASKS  # noqa: E402
-from tests.helpers import ThreadedWorker, claims_of, manage, wait_until  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    ThreadedWorker,
+    claims_of,
+    hand_off_request,
+    manage,
+    wait_until,
+)
 from tests.jobs import tasks as convoy_tasks  # noqa: E402
 
 if FRAMEWORK == "django.tasks":
@@ -455,7 +461,7 @@ def test_an_idle_worker_is_handed_a_task_run_without_claiming_it(monkeypatch, re
     claimed = claims_of(monkeypatch)
     queue = get_queue("default")
     with ThreadedWorker("default") as worker:
-        wait_until(lambda: redis_client.zscore(queue.keys.idle, worker.id))
+        wait_until(lambda: hand_off_request(queue, worker.id))
         result = tasks.calculate_meaning_of_life.enqueue()
         wait_until(lambda: tasks.calculate_meaning_of_life.get_result(result.id).is_finished)
     assert tasks.calculate_meaning_of_life.get_result(result.id).return_value == 42

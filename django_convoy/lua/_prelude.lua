@@ -15,8 +15,8 @@
 --  11 paused      STRING present while the queue is paused
 --  12 stats       HASH processed / failed totals; born: when the queue was first used
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
---  14 idle        ZSET worker id -> until when (ms) it waits to be handed jobs, and how many:
---                 deadline * 1000 + free slots (both exact in a double; see waiting_worker)
+--  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
+--                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
 --  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
 --                 result HASH of a Django task's run (task_*)
 -- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
@@ -177,12 +177,17 @@ local function inbox_of(worker)
   return string.sub(K.idle, 1, -5) .. 'inbox:' .. worker
 end
 
--- The worker that asked last (its caches are the warmest) and its idle score, if its request
--- still stands, the queue is not paused and no job waits ahead; else nil.
+-- The request of the worker that asked last (its caches are the warmest) and its score, if it
+-- still stands, the queue is not paused and no job waits ahead; else nil. A request names the
+-- worker's lease: a handed run gets the lease its worker renews at, not the adder's.
 local function waiting_worker(now)
   local newest = redis.call('ZREVRANGE', K.idle, 0, 0, 'WITHSCORES')
   if #newest == 0 then return nil end
   local score = tonumber(newest[2])
+  if not string.match(newest[1], '^%d+|.') then -- not a request (written by hand?): drop it
+    redis.call('ZREM', K.idle, newest[1])
+    return nil
+  end
   if math.floor(score / IDLE_SLOTS) < now then -- the newest request lapsed, so every one did
     redis.call('DEL', K.idle)
     return nil
@@ -193,30 +198,39 @@ local function waiting_worker(now)
   return newest[1], score
 end
 
--- Ask for up to slots jobs until deadline (claim_jobs), sweeping the requests that lapsed.
-local function wait_for_jobs(worker, deadline, slots, now)
-  redis.call('ZREMRANGEBYSCORE', K.idle, '-inf', '(' .. int(now * IDLE_SLOTS))
-  redis.call('ZADD', K.idle, int(deadline * IDLE_SLOTS + math.min(slots, IDLE_SLOTS - 1)), worker)
+-- The idle member of a worker's request.
+local function request_of(worker, lease)
+  return int(lease) .. '|' .. worker
 end
 
--- Record a fresh run of id (attempt 1, fencing token token) for the worker that waiting_worker
--- found, and push it to the worker's inbox as claim_jobs would return it; the worker's request
--- stands for one job fewer. unheld: as start_fresh's.
-local function hand_over(id, body, priority, now, token, worker, score, lease, unheld)
+-- Ask for up to slots jobs until deadline (claim_jobs), sweeping the requests that lapsed.
+local function wait_for_jobs(request, deadline, slots, now)
+  redis.call('ZREMRANGEBYSCORE', K.idle, '-inf', '(' .. int(now * IDLE_SLOTS))
+  redis.call('ZADD', K.idle, int(deadline * IDLE_SLOTS + math.min(slots, IDLE_SLOTS - 1)), request)
+end
+
+-- Record a fresh run of id (attempt 1, fencing token token) for the request waiting_worker
+-- found, and push it to the worker's inbox as claim_jobs would return it; the request stands
+-- for one job fewer. unheld: as start_fresh's.
+local function hand_over(id, body, priority, now, token, request, score, unheld)
+  local lease, worker = string.match(request, '^(%d+)|(.*)$')
+  lease = tonumber(lease)
   local inbox = inbox_of(worker)
   refuse_wrong_type(inbox, 'list')
   if not unheld then clear_failure(id) end
   if score % IDLE_SLOTS > 1 then
-    redis.call('ZADD', K.idle, int(score - 1), worker)
+    redis.call('ZADD', K.idle, int(score - 1), request)
   else
-    redis.call('ZREM', K.idle, worker)
+    redis.call('ZREM', K.idle, request)
   end
   redis.call('HSET', K.jobs, id, int(now) .. '|1|0|' .. priority .. '|' .. body)
   redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
-  redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)}))
-  -- A dead worker's inbox goes; its run is the jam guard's once the lease is over.
-  redis.call('PEXPIRE', inbox, int(lease))
+  -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
+  -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
+  if redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)})) == 1 then
+    redis.call('PEXPIRE', inbox, lease)
+  end
 end
 
 local function state_of(id, now)
@@ -301,7 +315,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   local inbox = inbox_of(worker)
   local handed = redis.pcall('LRANGE', inbox, 0, -1)
   if handed.err then error('convoy: ' .. inbox .. ' is not a list') end
-  redis.call('ZREM', K.idle, worker)
+  redis.call('ZREM', K.idle, request_of(worker, lease))
   if #handed > 0 then redis.call('DEL', inbox) end
   local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'LIMIT', 0, promote_limit)
   for _, id in ipairs(due) do
@@ -349,7 +363,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   -- Room left once the queue ran dry: the worker will wait, and asks to be handed jobs for it.
   local room = max_jobs - #popped / 2
   if idle_ms > 0 and room > 0 and out[3] == 0 then
-    wait_for_jobs(worker, now + idle_ms, room, now)
+    wait_for_jobs(request_of(worker, lease), now + idle_ms, room, now)
     out[6] = 1
   end
   out[4] = redis.call('GET', K.seq) or '0'

@@ -1,16 +1,14 @@
 -- add: queue jobs by id, unless the id is already queued, scheduled or processing.
--- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, lease_ms (of a run handed
--- straight to a waiting worker), then (id, body) pairs.
+-- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, then (id, body) pairs.
 -- Returns a flat list: per job, added (0 | 1) and the state its id is in now: 'processing'
 -- for the one job a call may hand to a waiting worker (see hand_over in the prelude).
 refuse_corrupt_keys()
 local if_processing, delay, priority = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local lease = tonumber(ARGV[4])
 local now = now_ms()
 local out = {}
 local queued_any, added_any = false, false
 -- One block of sequence numbers for the whole call; those of ids not added are skipped.
-local seq = redis.call('INCRBY', K.seq, (#ARGV - 4) / 2) - (#ARGV - 4) / 2
+local seq = redis.call('INCRBY', K.seq, (#ARGV - 3) / 2) - (#ARGV - 3) / 2
 -- A worker waiting to be handed the first job (a delayed job waits in any case).
 local waiting, waiting_score = nil, nil
 if delay <= 0 then waiting, waiting_score = waiting_worker(now) end
@@ -24,14 +22,14 @@ local function state_of_new(id)
   return nil
 end
 
-for i = 5, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local id, body = ARGV[i], ARGV[i + 1]
   local state = state_of_new(id)
   local added = 0
   seq = seq + 1
   if state == nil or state == 'failed' then
     if waiting then
-      hand_over(id, body, priority, now, seq, waiting, waiting_score, lease, state == nil)
+      hand_over(id, body, priority, now, seq, waiting, waiting_score, state == nil)
       waiting = nil
       state = 'processing'
     else

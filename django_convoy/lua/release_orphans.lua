@@ -6,6 +6,9 @@
 -- Returns the ids queued again.
 refuse_corrupt_keys()
 local worker = ARGV[1]
+-- Runs handed to the worker are among those it does not know; their inbox entries go with them,
+-- or a worker's BLPOP could still start one that is queued again.
+redis.call('DEL', inbox_of(worker))
 local known = {}
 for i = 2, #ARGV do known[ARGV[i]] = true end
 local out = {}

@@ -4,8 +4,7 @@
 --   in the error log's place: no task_* script records failures in the error log)
 -- ARGV: id, body (its payload carries the result id), if_processing ('ignore' | 'rerun'),
 --   due_ms (Redis-clock ms; <= now: queue it now), priority, keep_ms (how long a result HASH
---   outlives its last write while its run is waiting), lease_ms (of a run handed straight to a
---   waiting worker, as add.lua does)
+--   outlives its last write while its run is waiting)
 -- Returns: now_ms, outcome, result id. outcome 'added' (queued or scheduled now), 'rerun' (to
 --   run once the live run ends) or 'exists': then the result id is the live run's (the pending
 --   rerun's, if there is one), or '' when that run was not enqueued through Django's Tasks
@@ -13,7 +12,6 @@
 refuse_corrupt_keys('hash')
 local id, body, if_processing = ARGV[1], ARGV[2], ARGV[3]
 local due, priority, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local lease = tonumber(ARGV[7])
 local result = EXTRA_KEY
 local now = now_ms()
 
@@ -29,7 +27,7 @@ if (state == nil or state == 'failed') and due <= now then
 end
 if waiting then
   local token = redis.call('INCR', K.seq)
-  hand_over(id, body, priority, now, token, waiting, waiting_score, lease, state == nil)
+  hand_over(id, body, priority, now, token, waiting, waiting_score, state == nil)
   redis.call('HSETNX', K.stats, 'born', int(now))
   create_result(0)
   return {int(now), 'added', result_of(body)}

@@ -338,7 +338,7 @@ class QueueModel(RuleBasedStateMachine):
             if entry.rerun:
                 priority, body = client.hget(keys.rerun, job_id).split("|", 1)
                 assert (int(priority), json.loads(body)["payload"]) == entry.rerun
-        score = client.zscore(keys.idle, "model-worker")
+        score = client.zscore(keys.idle, f"{int(CONFIG.lease * 1000)}|model-worker")
         assert (0 if score is None else int(score % 1000)) == self.slots
         handed = client.lrange(inbox_key(keys, "model-worker"), 0, -1)
         assert [json.loads(message)[0] for message in handed] == [i for i, _ in self.inbox]
