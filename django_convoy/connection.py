@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from . import cluster
 from .conf import get_config
@@ -47,6 +49,15 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Over anything the settings say: redis-py can send a command again after a connection error
+# (how often depends on how the client was built). A claim sent twice claims twice, and the first
+# claim's runs stay held for a worker that never learned of them until the jam guard takes them
+# a lease later, counting a jam; a BLPOP sent twice loses the handed run it popped. Convoy
+# recovers from a lost reply itself (a worker runs release_orphans before its next claim), so it
+# must hear of it. Redis Cluster and Sentinel clients keep redis-py's handling of failovers.
+NO_RETRIES = Retry(NoBackoff(), 0)
+
+
 def _make_client() -> redis.Redis:
     config = get_config()
     options = {**config.redis_options, "decode_responses": True}
@@ -57,6 +68,7 @@ def _make_client() -> redis.Redis:
             raise RedisUnavailable(
                 f"{config.topology.describe()} is unreachable ({_without_credentials(str(exc))})."
             ) from exc
+    options["retry"] = NO_RETRIES
     if config.redis_url:  # the URL's own query options win over these (redis-py's rule)
         defaults = _defaults(unix_socket=config.redis_url.startswith("unix:"))
         return redis.Redis.from_url(config.redis_url, **{**defaults, **options})

@@ -350,3 +350,37 @@ def test_runs_a_lost_reply_claimed_are_queued_again_at_once_not_a_lease_later(mo
     starts = [entry.split()[1] for entry in test_log() if entry.startswith("start")]
     assert sorted(starts) == [f"rec-o{i}" for i in range(4)]  # each ran once
     assert f"queued again 1 runs whose claim's reply was lost: {lost[0]}" in caplog.text
+
+
+@pytest.mark.parametrize("source", ["url", "django-redis cache", "options asking for retries"])
+def test_convoys_client_never_sends_a_command_twice(monkeypatch, settings, source):
+    """A claim sent again after its reply was lost would claim twice, and a BLPOP sent again
+    would lose the run it popped: the error must reach the worker, which then releases the
+    runs held for it that it never heard of before its next claim."""
+    import redis
+
+    from django_convoy import connection
+
+    if source == "options asking for retries":
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        settings.CONVOY = {**settings.CONVOY, "REDIS_OPTIONS": {"retry": Retry(NoBackoff(), 3)}}
+    elif source != "url":
+        url = settings.CONVOY["REDIS_URL"]
+        settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url}}
+        convoy = {key: value for key, value in settings.CONVOY.items() if key != "REDIS_URL"}
+        settings.CONVOY = {**convoy, "CONNECTION": "default"}
+    client = Worker(["default"]).client
+    assert client is connection.get_client()
+    client.ping()
+    reads = []
+
+    def reply_lost(self, *args, **kwargs):
+        reads.append(self)
+        raise redis.ConnectionError("the reply was lost (simulated)")
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", reply_lost)
+    with pytest.raises(redis.ConnectionError):
+        client.blpop(["nothing"], timeout=0.01)
+    assert len(reads) == 1
