@@ -3,9 +3,10 @@
 Four kinds of thread share one ``Worker``:
 
 - the claim loop (``run()``'s thread) claims up to the free slots of each queue in one script
-  call per queue, and blocks on the queues' wake lists when there is nothing to claim. Its
-  last claim asks to be handed the next job added meanwhile, so it blocks on its inboxes
-  too: a job added to an idle worker starts after the add's round trip alone;
+  call per queue, and blocks on the queues' wake lists when there is nothing to claim. A
+  claim that leaves room asks to be handed the jobs added meanwhile (as many as there is room
+  for), so it blocks on its inboxes too: a job added to an idle worker starts after the add's
+  round trip alone;
 - executor threads run jobs, one at a time each;
 - the reporter (``reporter.py``) acks (or fails) finished runs, many per script call, and
   claims as many new runs in the same call while there is work: a finished run's slot stays
