@@ -115,7 +115,7 @@ class ClaimBatch:
     next_due_ms: int | None
     paused: bool
     marks: DataMarks
-    waiting: bool  # the worker's request to be handed the next job stands (claim's idle_ms)
+    waiting: bool  # the worker's request to be handed jobs stands (claim's wait_ms)
 
 
 class Queue:
@@ -356,10 +356,10 @@ class Queue:
 
     def claim(self, max_jobs: int, worker_id: str, *, wait_ms: int = 0) -> ClaimBatch:
         """Promote due scheduled jobs, then take up to ``max_jobs`` runs for ``worker_id``,
-        after any handed to it while it waited. ``wait_ms``: if there is nothing to take,
-        ``worker_id`` is about to block on this queue's wake list and its inbox
-        (:func:`~django_convoy.keys.inbox_key`), and asks for that long to be handed the next
-        job that is added."""
+        after any handed to it while it waited. ``wait_ms``: if the queue runs dry first,
+        ``worker_id`` will block on this queue's wake list and its inbox
+        (:func:`~django_convoy.keys.inbox_key`), and asks for that long to be handed the jobs
+        added meanwhile, as many as the room left."""
         return self._claim_batch(
             self._run(self.scripts.claim, self._claim_args(max_jobs, worker_id, wait_ms))
         )

@@ -223,7 +223,7 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   else
     redis.call('ZREM', K.idle, request)
   end
-  redis.call('HSET', K.jobs, id, int(now) .. '|1|0|' .. priority .. '|' .. body)
+  write_job(id, {enqueued = now, attempts = 1, jams = 0, priority = priority, body = body})
   redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
