@@ -153,8 +153,13 @@ class Queue:
         priority: int = 0,
     ) -> AddResult:
         """Queue ``job_id`` unless it is already queued, scheduled or processing."""
-        return self.add_jobs(
-            [(job_id, payload)], if_processing=if_processing, delay=delay, priority=priority
+        payload_json = encode_payload(payload, self.config.max_payload_bytes, self.name)
+        return self.add_encoded(
+            None,
+            ((job_id, payload_json),),
+            if_processing=if_processing,
+            delay=delay,
+            priority=priority,
         )[0]
 
     def add_jobs(
@@ -185,20 +190,21 @@ class Queue:
         delay: float = 0,
         priority: int = 0,
     ) -> list[AddResult]:
-        """Add (id, payload JSON) entries for ``task``: validated first, then one script call."""
+        """Add (id, payload JSON) entries for ``task``: validated first, then one script call
+        per ``BATCH`` entries."""
         check_add_options(if_processing, delay, priority)
         ids = [normalise_id(job_id) for job_id, _ in entries]
-        args: list[Any] = [if_processing, int(delay * 1000), priority]
+        pairs: list[str] = []
         for job_id, (_, payload_json) in zip(ids, entries, strict=True):
-            args += (job_id, encode_body(task, payload_json))
+            pairs += (job_id, encode_body(task, payload_json))
+        options = [if_processing, int(delay * 1000), priority]
         results: list[AddResult] = []
-        for start in range(0, len(args) - 3, 2 * BATCH):
-            reply = self._run(self.scripts.add, args[:3] + args[3 + start : 3 + start + 2 * BATCH])
+        for start in range(0, len(pairs), 2 * BATCH):
+            chunk = pairs if len(pairs) <= 2 * BATCH else pairs[start : start + 2 * BATCH]
+            reply = self._run(self.scripts.add, options + chunk)
             offset = len(results)
-            results += [
-                AddResult(ids[offset + i // 2], bool(reply[i]), reply[i + 1])
-                for i in range(0, len(reply), 2)
-            ]
+            for i in range(0, len(reply), 2):
+                results.append(AddResult(ids[offset + i // 2], bool(reply[i]), reply[i + 1]))
         return results
 
     # -- reading ----------------------------------------------------------------------------
@@ -435,9 +441,11 @@ class Queue:
         args = [int(self.config.lease * 1000), *(part for run in runs for part in run)]
         return self._run(self.scripts.renew, args)
 
-    def handback(self, runs: Sequence[tuple[str, str]]) -> list[int]:
-        """Queue unfinished runs again (worker shutdown); per run 1 queued, 0 refused."""
-        return self._run(self.scripts.handback, [part for run in runs for part in run])
+    def handback(self, runs: Sequence[tuple[str, str]], *, started: bool = True) -> list[int]:
+        """Queue unfinished runs again (worker shutdown); per run 1 queued, 0 refused.
+        ``started=False``: none of them began, so each gives its attempt back."""
+        args = ["started" if started else "unstarted", *(part for run in runs for part in run)]
+        return self._run(self.scripts.handback, args)
 
     def release_orphans(self, worker_id: str, known_tokens: Iterable[str]) -> list[str]:
         """Queue again the runs held for ``worker_id`` whose tokens it does not know (a claim

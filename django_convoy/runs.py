@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,20 +40,58 @@ class Outcome:
     seconds: float
 
 
-class Backoff:
-    """Exponential waits while Redis is unreachable, so an outage never becomes a busy loop."""
+# Waits between tries while Redis is unreachable. The cap is short because an outage usually
+# ends with a restart or a failover, and every second after it that a worker sleeps on is a
+# second its queues stand still; a few tries a second per process is no load on a server that
+# is coming back.
+BACKOFF_FIRST, BACKOFF_CAP = 0.1, 2.0  # seconds
+OUTAGE_REMINDER = 60.0  # seconds between "still unreachable" lines of one outage
 
-    def __init__(self, first: float = 0.2, cap: float = 15.0):
+
+class Backoff:
+    """Jittered exponential waits while Redis is unreachable, so an outage is never a busy
+    loop and many workers do not reconnect in step. One outage is logged when it begins, every
+    ``OUTAGE_REMINDER`` seconds while it lasts, and when it ends: a 2 s cap must not become a
+    log line every 2 s."""
+
+    def __init__(self, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP):
         self.first, self.cap, self.current = first, cap, 0.0
+        self.tries = 0
+        self.began = self.reminded = 0.0  # monotonic, while tries > 0
 
     def wait(self, event: threading.Event, exc: Exception) -> None:
         event.wait(self.next(exc))
 
     def next(self, exc: Exception) -> float:
-        """Log ``exc`` and return how long to wait before the next try."""
+        """Log ``exc`` if it is news and return how long to wait before the next try."""
+        now = time.monotonic()
         self.current = min(self.cap, self.current * 2 or self.first)
-        logger.error("%s; retrying in %.1f s", exc, self.current)
-        return self.current
+        wait = self.current * random.uniform(0.5, 1.0)
+        self.tries += 1
+        if self.tries == 1:
+            self.began = self.reminded = now
+            logger.error(
+                "%s; retrying in %.1f s, then at most every %.0f s until it answers",
+                exc,
+                wait,
+                self.cap,
+            )
+        elif now - self.reminded >= OUTAGE_REMINDER:
+            self.reminded = now
+            logger.error(
+                "%s; still failing after %.0f s and %d tries, retrying",
+                exc,
+                now - self.began,
+                self.tries,
+            )
+        return wait
 
     def reset(self) -> None:
-        self.current = 0.0
+        """A try succeeded: log the end of the outage, if there was one."""
+        if self.tries:
+            logger.warning(
+                "Redis answers again, after %.1f s and %d failed tries",
+                time.monotonic() - self.began,
+                self.tries,
+            )
+        self.current, self.tries = 0.0, 0

@@ -21,10 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from .cluster import is_cluster
+from .runs import BACKOFF_CAP, BACKOFF_FIRST
 
 logger = logging.getLogger(__name__)
-
-RETRY_FIRST, RETRY_CAP = 0.2, 15.0  # seconds; as the worker's Backoff
 
 
 def spread_over_slots(client: Any, wake_keys: Iterable[str]) -> bool:
@@ -87,7 +86,7 @@ class WakeWaiters:
                 failures += 1
                 if failures == 1:
                     logger.warning("%s: cannot wait for wake-ups (%s); retrying", name, exc)
-                self._stopping.wait(min(RETRY_CAP, RETRY_FIRST * 2 ** (failures - 1)))
+                self._stopping.wait(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)))
                 continue
             if failures:
                 logger.info("%s: waiting for wake-ups again", name)
@@ -127,7 +126,7 @@ class Outages:
         """Record that ``what`` failed for ``queue``; the other queues go on."""
         with self._lock:
             first = queue not in self._delay
-            delay = min(RETRY_CAP, self._delay.get(queue, RETRY_FIRST / 2) * 2)
+            delay = min(BACKOFF_CAP, self._delay.get(queue, BACKOFF_FIRST / 2) * 2)
             self._delay[queue] = delay
             self._retry_at[queue] = time.monotonic() + delay
         log = logger.error if first else logger.debug

@@ -446,12 +446,12 @@ class Worker(Reporting, Keeping):
         self._waiting = frozenset()
 
     def _hand_back_unstarted(self, q: Queue, jobs: list[ClaimedJob]) -> None:
-        """Return runs handed to this worker after it began to stop (their attempt stays
-        counted, as for any run handed back); the jam guard recovers them if Redis is away."""
+        """Return runs handed to this worker after it began to stop, giving their attempts
+        back (none of them started); the jam guard recovers them if Redis is away."""
         if not jobs:
             return
         try:
-            q.handback([(job.id, job.token) for job in jobs])
+            q.handback([(job.id, job.token) for job in jobs], started=False)
         except RedisUnavailable as exc:
             logger.error(
                 "%s: could not hand back %d runs handed to a stopping worker (%s); the jam "

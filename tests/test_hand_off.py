@@ -187,7 +187,7 @@ def test_a_stopping_worker_hands_back_a_run_handed_to_it_meanwhile(redis_client)
     assert default.add_job("late").state == "processing"
     worker._withdraw()
     job = default.get_job("late")
-    assert (job.state, job.worker) == ("queued", None)
+    assert (job.state, job.worker, job.attempts) == ("queued", None, 0)  # it never started
     assert hand_off_request(default, worker.id) is None
     assert not redis_client.exists(inbox_key(default.keys, worker.id))
 
@@ -220,8 +220,10 @@ def test_a_run_handed_to_a_stopping_worker_goes_back_unstarted(redis_client):
     message = redis_client.lpop(inbox_key(default.keys, worker.id))
     worker.request_stop()
     worker._take_handed(default, message)  # what its BLPOP popped as the signal came
-    assert default.get_job("late").state == "queued"
+    job = default.get_job("late")
+    assert (job.state, job.attempts) == ("queued", 0)
     assert worker._busy["default"] == 0
+    assert [run.attempt for run in default.claim(1, "next").jobs] == [1]
 
 
 def test_orphans_released_take_their_inbox_entries_with_them(fast, redis_client):

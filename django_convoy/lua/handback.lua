@@ -1,15 +1,22 @@
 -- handback: a stopping worker returns runs it will not finish; they are queued again
--- without counting as a jam.
--- ARGV: (id, token) pairs
+-- without counting as a jam. A run that never started (handed to the worker as it stopped)
+-- gives its attempt back too: nothing of the job ran, so its next run is the same attempt.
+-- ARGV: 'started' | 'unstarted', then (id, token) pairs
 -- Returns per job: 1 queued again, 0 refused (the job was taken from this run).
 refuse_corrupt_keys()
+local unstarted = ARGV[1] == 'unstarted'
 local out = {}
 local any = false
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   if owns(id, token) then
     stop_run(id)
-    push_queued(id, priority_of(id))
+    local m = read_job(id)
+    if unstarted and m.attempts > 0 then
+      m.attempts = m.attempts - 1
+      write_job(id, m)
+    end
+    push_queued(id, m.priority)
     any = true
     out[#out + 1] = 1
   else

@@ -236,11 +236,13 @@ class QueueModel(RuleBasedStateMachine):
         if reply:
             self.entries[run.id].expired = False
 
-    @rule(run=runs)
-    def handback(self, run):
-        (reply,) = self.queue.handback([(run.id, run.token)])
+    @rule(run=runs, started=st.booleans())
+    def handback(self, run, started):
+        (reply,) = self.queue.handback([(run.id, run.token)], started=started)
         assert reply == int(self._owns(run))
         if reply:
+            if not started:  # nothing of it ran: the attempt is given back
+                self.entries[run.id].attempts -= 1
             self._requeue(self.entries[run.id])
 
     @precondition(lambda self: any(e.state == "processing" for e in self.entries.values()))
