@@ -253,6 +253,19 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 _mib(w1["redis_peak_bytes"] / 1024),
             )
         )
+        rows.append(
+            (
+                "W1e",
+                "the same calls of an empty script",
+                f"{w1['empty_script_per_s']:,.0f} calls/s{_spread(w1, 'empty_script_per_s')}",
+                f"{w1['empty_script_vs_ping']:.0%} of PING{_spread(w1, 'empty_script_vs_ping')}",
+                f"(floor of a script add; W1 = {w1['vs_empty_script']:.0%} of it)",
+                "",
+                "1",
+                "",
+                "",
+            )
+        )
     if w1b := results.get("w1b"):
         rows.append(
             (
@@ -299,8 +312,11 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 _mib(w3["redis_peak_bytes"] / 1024),
             )
         )
-        # The same targets in round trips of this machine: the issue's milliseconds are those
-        # of a machine where a PING took 1e6 / PEER_PING_PER_S us (W2's target scales alike).
+        # The same latency in round trips of this run, beside the issue's milliseconds (those
+        # of a machine where a PING took 1e6 / PEER_PING_PER_S us): a view for machines much
+        # slower than that one, not a target. A latency is not a multiple of a PING: a PING
+        # loop runs hot, while W3's adds come cold every 5 ms, so on a fast, quiet machine the
+        # PING shrinks far more than the latency does.
         peer_ping_ms = 1000 / PEER_PING_PER_S
         p50_pings, p99_pings = (w3[f"{p}_ms"] / (w3["ping_us"] / 1000) for p in ("p50", "p99"))
         rows.append(
@@ -309,8 +325,9 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                 "the same, in PINGs of this run",
                 f"p50 {p50_pings:.1f} / p99 {p99_pings:.1f} PINGs",
                 f"PING {w3['ping_us']:.0f} us",
-                f"p50 <= {0.6 / peer_ping_ms:.1f}, p99 < {1.5 / peer_ping_ms:.1f} PINGs",
-                _met(p50_pings <= 0.6 / peer_ping_ms and p99_pings < 1.5 / peer_ping_ms),
+                f"(view; the ms targets are {0.6 / peer_ping_ms:.1f} / "
+                f"{1.5 / peer_ping_ms:.1f} peer PINGs)",
+                "",
                 "",
                 "",
                 "",

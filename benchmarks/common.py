@@ -39,6 +39,7 @@ OWN_COMMANDS = ("info", "config|resetstat")  # what measuring sends
 
 # The peer table of issue 6 was measured where the PING loop did 8,441 calls/s.
 PEER_PING_PER_S = 8441
+EMPTY_SCRIPT = "return 0"  # Yardstick.empty_script: the cost of a script call as such
 BEST_PEER_DRAIN_PER_S = 6527  # Huey 3.5, -w 4 -k process
 
 
@@ -220,6 +221,7 @@ class Yardstick:
         self.client = redis.Redis.from_url(url)
         self.client.ping()
         self.calls = 0
+        self.loaded = False  # empty_script's script, by a first call outside the clock
         self.seconds = 0.0
 
     def ping(self, calls: int) -> None:
@@ -228,6 +230,19 @@ class Yardstick:
         started = time.perf_counter()
         for _ in range(calls):
             ping()
+        self.seconds += time.perf_counter() - started
+        self.calls += calls
+
+    def empty_script(self, calls: int, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Time ``calls`` EVALSHAs of a script that does nothing, sent with ``keys`` and
+        ``args``: the floor of any operation that is one script call with those arguments."""
+        script = self.client.register_script(EMPTY_SCRIPT)
+        if not self.loaded:
+            script(keys=keys, args=args)  # loaded before the clock starts
+            self.loaded = True
+        started = time.perf_counter()
+        for _ in range(calls):
+            script(keys=keys, args=args)
         self.seconds += time.perf_counter() - started
         self.calls += calls
 

@@ -2,7 +2,10 @@
 
 Target: at least 90% of the rate of a plain redis-py PING loop (one round trip per call is
 the floor for one call per job), with exactly one round trip per job. Slices of 1,000 adds
-alternate with slices of 1,000 PINGs in the same process, so both see the same machine.
+alternate with slices of 1,000 PINGs in the same process, so both see the same machine, and
+with slices of 1,000 calls of an empty script sent with the add's keys and arguments: the
+floor of any add that is one script call, which says how much of the gap to a PING is the
+script call as such (sending 19 arguments, running a script) and how much is convoy's.
 """
 
 from __future__ import annotations
@@ -47,11 +50,14 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
         flush(client)
         queue = get_queue("bench")
         queue.add_job("warm-up")  # loads the script: not part of the steady state
-        yardstick = Yardstick(url)
+        yardstick, floor = Yardstick(url), Yardstick(url)
+        floor_args = ("ignore", 0, 0, f"w1-{run}-00000", '{"payload":null}')
+        floor.empty_script(0, queue.keys, floor_args)  # loads it: not part of the steady state
         client.config_resetstat()
         seconds = cpu = 0.0
         for start in range(0, options.jobs, SLICE):
             yardstick.ping(SLICE)
+            floor.empty_script(SLICE, queue.keys, floor_args)
             ids = range(start, min(start + SLICE, options.jobs))
             cpu_began, began = time.process_time(), time.perf_counter()
             if options.api == "add_job":
@@ -63,15 +69,22 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
             seconds += time.perf_counter() - began
             cpu += time.process_time() - cpu_began
         calls = command_calls(client)
-        trips = round_trips(calls, Counter({"ping": yardstick.calls}))
-        script_us = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+        trips = round_trips(calls, Counter({"ping": yardstick.calls, "evalsha": floor.calls}))
         yardstick.close()
+        floor.close()
+        client.config_resetstat()  # the add script's own time, without the floor's calls
+        for i in range(SLICE):
+            queue.add_job(f"w1-{run}-server-{i}")
+        script_us = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
         rate = options.jobs / seconds
         runs.append(
             {
                 "jobs_per_s": rate,
                 "ping_per_s": yardstick.rate,
                 "vs_ping": rate / yardstick.rate,
+                "empty_script_per_s": floor.rate,
+                "empty_script_vs_ping": floor.rate / yardstick.rate,
+                "vs_empty_script": rate / floor.rate,
                 "round_trips_per_job": trips / options.jobs,
                 "client_cpu_us_per_job": 1e6 * cpu / options.jobs,
                 "script_us_per_call": float(script_us),
@@ -80,7 +93,8 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
         )
         progress(
             f"  W1 {options.api}: {rate:,.0f} jobs/s = {rate / yardstick.rate:.0%} "
-            f"of PING {yardstick.rate:,.0f}/s"
+            f"of PING {yardstick.rate:,.0f}/s, {rate / floor.rate:.0%} of an empty script "
+            f"{floor.rate:,.0f}/s ({floor.rate / yardstick.rate:.0%} of PING)"
         )
     return summarise(runs)
 
