@@ -41,9 +41,14 @@ def _source(name: str) -> str:
     return files("django_convoy").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
+def prelude() -> str:
+    """The prelude every queue script starts with (``benchmarks/w1_floor.py`` times it alone)."""
+    return _source("_prelude")
+
+
 @cache
 def _queue_source(name: str) -> str:
-    return _source("_prelude") + "\n" + _source(name)
+    return prelude() + "\n" + _source(name)
 
 
 class Scripts:
