@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import (
@@ -39,9 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def adder(api: str, queue: Any, run: int) -> Callable[[int], object]:
+    """The call W1 times, given the job's number: ``add_job`` or the task API's enqueue."""
+    if api == "enqueue":
+        from benchmarks.tasks import contended
+
+        return contended.enqueue
+    return lambda i: queue.add_job(f"w1-{run}-{i}")
+
+
 def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
     """``options.repeat`` runs, each against an empty server."""
-    from benchmarks.tasks import contended
     from django_convoy import get_queue
 
     client = client_for(url)
@@ -50,6 +59,7 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
         flush(client)
         queue = get_queue("bench")
         queue.add_job("warm-up")  # loads the script: not part of the steady state
+        add = adder(options.api, queue, run)
         yardstick, floor = Yardstick(url), Yardstick(url)
         floor_args = ("ignore", 0, 0, f"w1-{run}-00000", '{"payload":null}')
         floor.empty_script(0, queue.keys, floor_args)  # loads it: not part of the steady state
@@ -60,12 +70,8 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
             floor.empty_script(SLICE, queue.keys, floor_args)
             ids = range(start, min(start + SLICE, options.jobs))
             cpu_began, began = time.process_time(), time.perf_counter()
-            if options.api == "add_job":
-                for i in ids:
-                    queue.add_job(f"w1-{run}-{i}")
-            else:
-                for i in ids:
-                    contended.enqueue(i)
+            for i in ids:
+                add(i)
             seconds += time.perf_counter() - began
             cpu += time.process_time() - cpu_began
         calls = command_calls(client)
@@ -73,8 +79,8 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
         yardstick.close()
         floor.close()
         client.config_resetstat()  # the add script's own time, without the floor's calls
-        for i in range(SLICE):
-            queue.add_job(f"w1-{run}-server-{i}")
+        for i in range(options.jobs, options.jobs + SLICE):
+            add(i)
         script_us = client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
         rate = options.jobs / seconds
         runs.append(

@@ -57,7 +57,7 @@ class Keeping:
     def _keep_loop(self) -> None:
         next_keep = 0.0
         next_jam_guard = time.monotonic() + self.keep_interval * 3
-        backoff = Backoff()
+        backoff = Backoff("renewing leases and the heartbeat")
         while not self._keeper_stop.is_set():
             now = time.monotonic()
             self._time_out_overdue(now)

@@ -46,7 +46,7 @@ class Reporting:
         # away) wait for their queue's next try, which backs off per queue: the other queues'
         # outcomes go on being reported meanwhile.
         pending: list[Outcome] = []
-        backoffs = {name: Backoff() for name in self.queues}
+        backoffs = {name: Backoff(f"{name}: reporting outcomes") for name in self.queues}
         retry_at = dict.fromkeys(self.queues, 0.0)
         stopping = False
         while not stopping or pending:

@@ -49,13 +49,13 @@ OUTAGE_REMINDER = 60.0  # seconds between "still unreachable" lines of one outag
 
 
 class Backoff:
-    """Jittered exponential waits while Redis is unreachable, so an outage is never a busy
-    loop and many workers do not reconnect in step. One outage is logged when it begins, every
-    ``OUTAGE_REMINDER`` seconds while it lasts, and when it ends: a 2 s cap must not become a
-    log line every 2 s."""
+    """Jittered exponential waits while a step keeps failing (Redis unreachable, or refusing),
+    so a failure is never a busy loop and many workers do not retry in step. ``what`` names the
+    step in the log. A run of failures is logged when it begins, every ``OUTAGE_REMINDER``
+    seconds while it lasts, and when it ends: a 2 s cap must not become a line every 2 s."""
 
-    def __init__(self, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP):
-        self.first, self.cap, self.current = first, cap, 0.0
+    def __init__(self, what: str, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP):
+        self.what, self.first, self.cap, self.current = what, first, cap, 0.0
         self.tries = 0
         self.began = self.reminded = 0.0  # monotonic, while tries > 0
 
@@ -71,7 +71,8 @@ class Backoff:
         if self.tries == 1:
             self.began = self.reminded = now
             logger.error(
-                "%s; retrying in %.1f s, then at most every %.0f s until it answers",
+                "%s failed: %s; retrying in %.1f s, then at most every %.0f s",
+                self.what,
                 exc,
                 wait,
                 self.cap,
@@ -79,18 +80,20 @@ class Backoff:
         elif now - self.reminded >= OUTAGE_REMINDER:
             self.reminded = now
             logger.error(
-                "%s; still failing after %.0f s and %d tries, retrying",
-                exc,
+                "%s still failing after %.0f s and %d tries: %s; retrying",
+                self.what,
                 now - self.began,
                 self.tries,
+                exc,
             )
         return wait
 
     def reset(self) -> None:
-        """A try succeeded: log the end of the outage, if there was one."""
+        """A try succeeded: log the end of the failures, if there were any."""
         if self.tries:
             logger.warning(
-                "Redis answers again, after %.1f s and %d failed tries",
+                "%s works again, after %.1f s and %d failed tries",
+                self.what,
                 time.monotonic() - self.began,
                 self.tries,
             )

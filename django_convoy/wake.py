@@ -33,6 +33,12 @@ def spread_over_slots(client: Any, wake_keys: Iterable[str]) -> bool:
     return len({client.keyslot(key) for key in wake_keys}) > 1
 
 
+def retry_wait(failures: int) -> float:
+    """Seconds before a waiter's next BLPOP after ``failures`` failures in a row (the exponent
+    is bounded: an outage of any length must not overflow it and end the waiter's thread)."""
+    return min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(failures - 1, 32))
+
+
 class WakeWaiters:
     """One blocking waiter thread per queue, and the event they wake the claim loop with."""
 
@@ -86,7 +92,7 @@ class WakeWaiters:
                 failures += 1
                 if failures == 1:
                     logger.warning("%s: cannot wait for wake-ups (%s); retrying", name, exc)
-                self._stopping.wait(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)))
+                self._stopping.wait(retry_wait(failures))
                 continue
             if failures:
                 logger.info("%s: waiting for wake-ups again", name)

@@ -163,14 +163,16 @@ class Worker(Reporting, Keeping):
         self._start(self._execute_loop, "convoy-executor")
 
     def _claim_loop(self) -> None:
-        backoff = Backoff()
+        # Apart, so that claims that work and waits that fail (or the other way round) do not
+        # log a failure and a recovery on every turn.
+        claims, waits = Backoff("claiming"), Backoff("waiting for jobs")
         while not self._stop.is_set():
             try:
                 got, any_free, next_due = self._claim_round()
             except RedisUnavailable as exc:
-                backoff.wait(self._stop, exc)
+                claims.wait(self._stop, exc)
                 continue
-            backoff.reset()
+            claims.reset()
             if self.max_jobs is not None and self._claimed >= self.max_jobs:
                 return
             if got:
@@ -185,7 +187,9 @@ class Worker(Reporting, Keeping):
                 try:
                     self._block_for_work(next_due)
                 except RedisUnavailable as exc:
-                    backoff.wait(self._stop, exc)
+                    waits.wait(self._stop, exc)
+                else:
+                    waits.reset()
 
     def _claim_round(self) -> tuple[int, bool, float | None]:
         """Claim from every queue with free slots; return (claimed, any free, next due in s)."""

@@ -11,18 +11,30 @@ from django_convoy.runs import Backoff
 AWAY = RedisUnavailable("Redis at 127.0.0.1:1 is unreachable (ConnectionError: refused).")
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def logged(caplog) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
 def test_waits_double_from_the_first_to_the_cap_jittered_below_each_step():
-    backoff = Backoff(first=0.1, cap=2.0)
-    steps = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
-    for step in steps:
-        wait = backoff.next(AWAY)
-        assert step / 2 <= wait <= step
+    backoff = Backoff("claiming", first=0.1, cap=2.0)
+    for step in [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]:
+        assert step / 2 <= backoff.next(AWAY) <= step
 
 
 def test_reconnect_waits_spread_so_workers_do_not_try_in_step():
     waits = set()
     for _ in range(20):
-        backoff = Backoff()
+        backoff = Backoff("claiming")
         for _ in range(10):
             wait = backoff.next(AWAY)
         waits.add(round(wait, 3))
@@ -30,38 +42,51 @@ def test_reconnect_waits_spread_so_workers_do_not_try_in_step():
 
 
 def test_a_success_starts_the_next_outage_from_the_first_wait():
-    backoff = Backoff(first=0.1, cap=2.0)
+    backoff = Backoff("claiming", first=0.1, cap=2.0)
     for _ in range(6):
         backoff.next(AWAY)
     backoff.reset()
     assert backoff.next(AWAY) <= 0.1
 
 
-def test_an_outage_is_logged_when_it_begins_and_when_it_ends_not_on_every_try(caplog):
-    backoff = Backoff()
+def test_an_outage_is_logged_when_it_begins_and_when_it_ends_not_on_every_try(caplog, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock)
+    backoff = Backoff("claiming")
     with caplog.at_level(logging.DEBUG, logger="django_convoy.worker"):
         for _ in range(30):
             backoff.next(AWAY)
+            clock.now += 1.5  # 45 s in all: under a minute, no reminder
         backoff.reset()
         backoff.reset()  # no outage: nothing to say
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
-    assert len(lines) == 2, lines
-    assert lines[0][0] == "ERROR"
-    assert "127.0.0.1:1 is unreachable" in lines[0][1]
-    assert "then at most every 2 s until it answers" in lines[0][1]
-    assert lines[1][0] == "WARNING"
-    assert "Redis answers again" in lines[1][1] and "30 failed tries" in lines[1][1]
+    lines = logged(caplog)
+    assert [level for level, _ in lines] == ["ERROR", "WARNING"], lines
+    assert lines[0][1].startswith("claiming failed: Redis at 127.0.0.1:1 is unreachable")
+    assert lines[0][1].endswith("then at most every 2 s")
+    assert lines[1][1] == "claiming works again, after 45.0 s and 30 failed tries"
 
 
-def test_a_long_outage_is_reminded_of_now_and_then(caplog, monkeypatch):
-    monkeypatch.setattr(runs, "OUTAGE_REMINDER", 0.05)
-    backoff = Backoff(first=0.01, cap=0.02)
+def test_a_long_outage_is_reminded_of_once_a_minute(caplog, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(runs.time, "monotonic", clock)
+    backoff = Backoff("renewing leases and the heartbeat")
     with caplog.at_level(logging.ERROR, logger="django_convoy.worker"):
-        for _ in range(12):
-            backoff.wait(threading.Event(), AWAY)
-    reminders = [r.getMessage() for r in caplog.records if "still failing" in r.getMessage()]
-    assert 1 <= len(reminders) <= 5, reminders
-    assert "tries, retrying" in reminders[0]
+        for _ in range(200):  # 200 tries, 2 s apart: 400 s
+            backoff.next(AWAY)
+            clock.now += 2.0
+    reminders = [text for _, text in logged(caplog) if "still failing" in text]
+    assert len(reminders) == 6, reminders  # at 60, 120, ... 360 s
+    assert reminders[0].startswith("renewing leases and the heartbeat still failing after 60 s")
+
+
+def test_the_claim_loop_logs_claims_and_waits_apart(caplog):
+    """Claims that work and waits that fail must not log a failure and a recovery each turn."""
+    claims, waits = Backoff("claiming"), Backoff("waiting for jobs")
+    with caplog.at_level(logging.WARNING, logger="django_convoy.worker"):
+        for _ in range(5):
+            claims.reset()
+            waits.next(AWAY)
+    assert [text.split(" failed")[0] for _, text in logged(caplog)] == ["waiting for jobs"]
 
 
 def test_a_queue_whose_node_is_away_is_tried_again_within_the_cap():
@@ -71,3 +96,22 @@ def test_a_queue_whose_node_is_away_is_tried_again_within_the_cap():
         outages.failed("q", AWAY, "claiming")
     assert outages.skipping("q")
     assert outages._retry_at["q"] - time.monotonic() <= runs.BACKOFF_CAP
+
+
+def test_a_wake_up_waiter_backs_off_within_the_cap_however_long_the_outage():
+    """Its doubling wait must not overflow: a long outage would end the waiter's thread."""
+    assert [wake.retry_wait(n) for n in (1, 2, 5, 6)] == [0.1, 0.2, 1.6, 2.0]
+    assert wake.retry_wait(100_000) == runs.BACKOFF_CAP
+
+
+def test_waiting_is_not_a_busy_loop_for_the_claim_loop():
+    """Backoff.wait sleeps on the event, and returns at once when the event is set."""
+    stop = threading.Event()
+    backoff = Backoff("claiming", first=0.2, cap=0.2)
+    began = time.monotonic()
+    backoff.wait(stop, AWAY)
+    assert time.monotonic() - began >= 0.09
+    stop.set()
+    began = time.monotonic()
+    backoff.wait(stop, AWAY)
+    assert time.monotonic() - began < 0.09

@@ -114,7 +114,7 @@ def test_worker_started_before_its_cluster_is_up_waits_for_it_and_stops_on_sigte
         lines.append(line)
         if "retrying in" in line:
             break
-    time.sleep(2.5)  # past the longest wait between tries: it went on trying
+    time.sleep(2.5)  # past the longest wait between tries: still waiting, not exited
     assert worker.poll() is None, "".join(lines)
     assert "is unreachable" in lines[0], lines[0]
     worker.send_signal(signal.SIGTERM)

@@ -87,10 +87,10 @@ class Command(BaseCommand):
     ) -> Worker | None:
         """The worker, once Redis answers: a Redis Cluster client must reach a node to exist,
         and a worker started before its cluster is up should wait for it, not exit."""
-        backoff = Backoff()
+        backoff = Backoff("starting the worker")
         while not stopped.is_set():
             try:
-                return Worker(
+                worker = Worker(
                     queues,
                     concurrency=options["concurrency"],
                     burst=options["burst"],
@@ -103,6 +103,9 @@ class Command(BaseCommand):
                 backoff.wait(stopped, exc)
             except ConvoyError as exc:
                 raise CommandError(str(exc)) from exc
+            else:
+                backoff.reset()
+                return worker
         return None
 
 
