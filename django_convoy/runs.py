@@ -45,7 +45,7 @@ class Outcome:
 # second its queues stand still; a few tries a second per process is no load on a server that
 # is coming back.
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 2.0  # seconds
-OUTAGE_REMINDER = 60.0  # seconds between "still unreachable" lines of one outage
+OUTAGE_REMINDER = 60.0  # seconds between the "still failing" lines of one outage
 
 
 class Backoff:
