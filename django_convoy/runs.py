@@ -65,6 +65,7 @@ class Backoff:
     def next(self, exc: Exception) -> float:
         """Log ``exc`` if it is news and return how long to wait before the next try."""
         now = time.monotonic()
+        reason = str(exc).rstrip(".")  # convoy's messages are sentences; these lines go on
         self.current = min(self.cap, self.current * 2 or self.first)
         wait = self.current * random.uniform(0.5, 1.0)
         self.tries += 1
@@ -73,7 +74,7 @@ class Backoff:
             logger.error(
                 "%s failed: %s; retrying in %.1f s, then at most every %.0f s",
                 self.what,
-                exc,
+                reason,
                 wait,
                 self.cap,
             )
@@ -84,7 +85,7 @@ class Backoff:
                 self.what,
                 now - self.began,
                 self.tries,
-                exc,
+                reason,
             )
         return wait
 

@@ -7,6 +7,7 @@ import time
 from django_convoy import runs, wake
 from django_convoy.exceptions import RedisUnavailable
 from django_convoy.runs import Backoff
+from tests.helpers import ThreadedWorker
 
 AWAY = RedisUnavailable("Redis at 127.0.0.1:1 is unreachable (ConnectionError: refused).")
 
@@ -63,6 +64,7 @@ def test_an_outage_is_logged_when_it_begins_and_when_it_ends_not_on_every_try(ca
     assert [level for level, _ in lines] == ["ERROR", "WARNING"], lines
     assert lines[0][1].startswith("claiming failed: Redis at 127.0.0.1:1 is unreachable")
     assert lines[0][1].endswith("then at most every 2 s")
+    assert "refused); retrying in" in lines[0][1]  # the reason's full stop does not end it
     assert lines[1][1] == "claiming works again, after 45.0 s and 30 failed tries"
 
 
@@ -79,14 +81,17 @@ def test_a_long_outage_is_reminded_of_once_a_minute(caplog, monkeypatch):
     assert reminders[0].startswith("renewing leases and the heartbeat still failing after 60 s")
 
 
-def test_the_claim_loop_logs_claims_and_waits_apart(caplog):
-    """Claims that work and waits that fail must not log a failure and a recovery each turn."""
-    claims, waits = Backoff("claiming"), Backoff("waiting for jobs")
+def test_blocking_reads_that_fail_while_claims_work_are_logged_once(settings, caplog):
+    """Claims and waits back off apart: a failing BLPOP between working claims must not log a
+    failure and a recovery on every turn. A socket timeout shorter than the worker's block
+    (1 s) fails every BLPOP while every claim goes through."""
+    settings.CONVOY = {**settings.CONVOY, "REDIS_OPTIONS": {"socket_timeout": 0.3}}
     with caplog.at_level(logging.WARNING, logger="django_convoy.worker"):
-        for _ in range(5):
-            claims.reset()
-            waits.next(AWAY)
-    assert [text.split(" failed")[0] for _, text in logged(caplog)] == ["waiting for jobs"]
+        with ThreadedWorker("default"):
+            time.sleep(2.5)  # at least three failed BLPOPs, with claims between
+    lines = [text for _, text in logged(caplog)]
+    assert sum(text.startswith("waiting for jobs failed") for text in lines) == 1, lines
+    assert not [text for text in lines if "works again" in text or "claiming" in text], lines
 
 
 def test_a_queue_whose_node_is_away_is_tried_again_within_the_cap():
