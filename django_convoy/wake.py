@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .cluster import is_cluster
-from .runs import BACKOFF_CAP, BACKOFF_FIRST
+from .runs import BACKOFF_CAP, BACKOFF_FIRST, Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,6 @@ def spread_over_slots(client: Any, wake_keys: Iterable[str]) -> bool:
     if not is_cluster(client):
         return False
     return len({client.keyslot(key) for key in wake_keys}) > 1
-
-
-def retry_wait(failures: int) -> float:
-    """Seconds before a waiter's next BLPOP after ``failures`` failures in a row (the exponent
-    is bounded: an outage of any length must not overflow it and end the waiter's thread)."""
-    return min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(failures - 1, 32))
 
 
 class WakeWaiters:
@@ -79,7 +73,7 @@ class WakeWaiters:
             self._cond.notify_all()
 
     def _wait_loop(self, name: str) -> None:
-        key, failures = self._keys[name], 0
+        key, backoff = self._keys[name], Backoff(f"{name}: waiting for wake-ups")
         while True:
             with self._cond:
                 while name not in self._wanted and not self._stopping.is_set():
@@ -89,14 +83,9 @@ class WakeWaiters:
             try:
                 popped = self._client.blpop([key], timeout=self._block)
             except Exception as exc:  # a waiter must outlive any error
-                failures += 1
-                if failures == 1:
-                    logger.warning("%s: cannot wait for wake-ups (%s); retrying", name, exc)
-                self._stopping.wait(retry_wait(failures))
+                backoff.wait(self._stopping, exc)
                 continue
-            if failures:
-                logger.info("%s: waiting for wake-ups again", name)
-                failures = 0
+            backoff.reset()
             if popped:
                 with self._cond:
                     wanted = name in self._wanted

@@ -4,8 +4,12 @@ import logging
 import threading
 import time
 
+import redis
+
 from django_convoy import runs, wake
+from django_convoy.connection import NO_RETRIES
 from django_convoy.exceptions import RedisUnavailable
+from django_convoy.redis_server import free_port
 from django_convoy.runs import Backoff
 from tests.helpers import ThreadedWorker
 
@@ -103,10 +107,21 @@ def test_a_queue_whose_node_is_away_is_tried_again_within_the_cap():
     assert outages._retry_at["q"] - time.monotonic() <= runs.BACKOFF_CAP
 
 
-def test_a_wake_up_waiter_backs_off_within_the_cap_however_long_the_outage():
-    """Its doubling wait must not overflow: a long outage would end the waiter's thread."""
-    assert [wake.retry_wait(n) for n in (1, 2, 5, 6)] == [0.1, 0.2, 1.6, 2.0]
-    assert wake.retry_wait(100_000) == runs.BACKOFF_CAP
+def test_a_wake_up_waiter_outlives_its_node_being_away_and_says_so_once(caplog):
+    """In a cluster each queue has a waiter thread: it backs off like the rest of the worker,
+    and neither dies nor logs a line per try while its node does not answer."""
+    nobody = redis.Redis(port=free_port(), retry=NO_RETRIES, socket_connect_timeout=1)
+    waiters = wake.WakeWaiters(nobody, {"q": "convoytest:{q}:wake"}, block_seconds=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="django_convoy.worker"):
+            waiters.wait(1.5, ["q"])  # 0.05-0.1 s, then doubling: several tries
+        assert all(thread.is_alive() for thread in waiters._threads)
+    finally:
+        waiters.stop()
+        nobody.close()
+    lines = [text for _, text in logged(caplog)]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("q: waiting for wake-ups failed: Error 111 connecting to")
 
 
 def test_waiting_is_not_a_busy_loop_for_the_claim_loop():
