@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from django_convoy.redis_server import RedisServer
+from django_convoy.testing.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "monsterTrucks"
@@ -86,7 +86,7 @@ def fill(queued: int, failed: int) -> None:
     for start in range(0, failed, BATCH):
         stop = min(failed, start + BATCH)
         queue.add_jobs([(f"broken-{n}", {"truck": n}) for n in range(start, stop)])
-        for run in queue.claim(stop - start, "bench-host.1.abc").jobs:
+        for run in queue.claim(stop - start, "bench-host.1.abc").runs:
             queue.fail(run, {**error, "attempt": run.attempt}, final=True)
     for start in range(0, queued, BATCH):
         stop = min(queued, start + BATCH)

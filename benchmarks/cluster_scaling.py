@@ -57,7 +57,7 @@ def progress(message: str) -> None:
 
 def spread(primaries: int, count: int = QUEUE_COUNT) -> list[str]:
     """``count`` queue names, as many on each of LocalCluster(primaries)'s slot ranges."""
-    from django_convoy.redis_cluster import SLOTS, key_slot
+    from django_convoy.testing.cluster import SLOTS, key_slot
 
     step, per = SLOTS // primaries, count // primaries
     found: dict[int, list[str]] = {p: [] for p in range(primaries)}
@@ -162,8 +162,8 @@ def started(primaries: int, caps: CpuCaps | None) -> Iterator[Primaries]:
     With ``caps``, each primary is put in a cgroup of its own, unlimited until a drain limits
     it. The servers are stopped and the groups removed however the block ends.
     """
-    from django_convoy.redis_cluster import LocalCluster
-    from django_convoy.redis_server import RedisServer
+    from django_convoy.testing.cluster import LocalCluster
+    from django_convoy.testing.servers import RedisServer
 
     servers: RedisServer | LocalCluster
     if primaries == 0:
@@ -394,7 +394,8 @@ def add_latency(url: str, queues: list[str], wait: int, count: int = 2000) -> di
 
 
 def wait_cost(options: argparse.Namespace) -> dict[str, Any]:
-    from django_convoy.redis_cluster import LocalCluster, LocalSentinelGroup
+    from django_convoy.testing.cluster import LocalCluster
+    from django_convoy.testing.sentinel import LocalSentinelGroup
 
     results: dict[str, Any] = {}
     for kind in ("cluster", "sentinel"):

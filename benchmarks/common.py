@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from django_convoy.redis_server import RedisServer
+from django_convoy.testing.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_ENV = "CONVOY_BENCH_REDIS_URL"  # set only for a server a benchmark started itself

@@ -30,7 +30,8 @@ from itertools import count
 from typing import Any
 
 from benchmarks.common import EMPTY_SCRIPT, client_for, flush, progress, script_main
-from django_convoy.scripts import prelude as prelude_source
+from django_convoy.store.scripts import prelude as prelude_source
+from django_convoy.store.scripts import scripts_for
 
 # A yardstick, not a convoy script: the least a unique add can do in one script call.
 BARE_ADD = """
@@ -71,7 +72,7 @@ def layers(queue: Any) -> dict[str, Callable[[str], Any]]:
         "prelude": script(prelude + "\nreturn 0"),
         "guard": script(prelude + "\nrefuse_corrupt_keys()\nreturn 0"),
         "bare_add": script(BARE_ADD),
-        "add_script": lambda job_id: queue.scripts.add(
+        "add_script": lambda job_id: scripts_for(client).by_name["add"](
             keys=keys, args=["ignore", 0, 0, job_id, BODY]
         ),
         "add_job": queue.add_job,

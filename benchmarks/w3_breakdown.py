@@ -78,10 +78,12 @@ class Tracer:
 def instrument(tracer: Tracer) -> None:
     """Time the worker's BLPOP, claim, hand-off and executor start (after ``django.setup()``)."""
     from django_convoy import queue as queue_module
-    from django_convoy import worker as worker_module
+    from django_convoy.worker import claimer as claimer_module
+    from django_convoy.worker import executors as executors_module
 
-    blpop, claim = redis.Redis.blpop, queue_module.Queue.claim
-    take_handed, execute = worker_module.Worker._take_handed, worker_module.execute
+    blpop, claim = redis.Redis.blpop, queue_module.ConvoyQueue.claim
+    take_handed = claimer_module.Claimer._take_handed
+    execute = executors_module.execute
 
     def timed_blpop(self: Any, *args: Any, **kwargs: Any) -> Any:
         reply = blpop(self, *args, **kwargs)
@@ -94,7 +96,7 @@ def instrument(tracer: Tracer) -> None:
         batch = claim(self, *args, **kwargs)
         back = time.monotonic_ns()
         if woke is not None:
-            for job in batch.jobs:
+            for job in batch.runs:
                 tracer.marks[job.id] = ("claimed", woke, sent, back)
         return batch
 
@@ -110,9 +112,9 @@ def instrument(tracer: Tracer) -> None:
         return execute(job, worker_id)
 
     redis.Redis.blpop = timed_blpop
-    queue_module.Queue.claim = timed_claim
-    worker_module.Worker._take_handed = timed_take_handed
-    worker_module.execute = timed_execute
+    queue_module.ConvoyQueue.claim = timed_claim
+    claimer_module.Claimer._take_handed = timed_take_handed
+    executors_module.execute = timed_execute
 
 
 def write_out(tracer: Tracer, recorder: redis.Redis) -> None:

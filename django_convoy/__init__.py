@@ -15,12 +15,13 @@ from .exceptions import (
     UnknownQueue,
     UnknownTask,
 )
-from .job import AddResult, Job, RecoveredJob
-from .queue import Queue, get_queue
+from .queue import ConvoyQueue, Queue, get_queue
+from .store import AddResult, Job, RecoveredJob
 
 __all__ = [
     "AddResult",
     "ConvoyError",
+    "ConvoyQueue",
     "ConvoyTask",
     "InvalidJob",
     "Job",

@@ -67,8 +67,8 @@ def check_replication(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """Warn where a Cluster or Sentinel server keeps no persistence (W003), and where
     WAIT_REPLICAS asks for more replicas than a primary has (W004). Talks to Redis."""
     from . import connection
-    from .cluster import replication_warnings
     from .conf import get_config
+    from .connection.cluster import replication_warnings
     from .exceptions import RedisUnavailable
 
     if find_problems(getattr(settings, "CONVOY", None)):

@@ -65,7 +65,7 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
-class ConvoyConfig:
+class ConvoySettings:
     """The whole ``CONVOY`` setting, validated."""
 
     queues: dict[str, QueueConfig]
@@ -322,7 +322,7 @@ def _queue_problems(name: Any, queue: Any) -> list[Problem]:
 
 
 @cache
-def get_config() -> ConvoyConfig:
+def get_config() -> ConvoySettings:
     """Return the validated ``CONVOY`` setting; raise ``ImproperlyConfigured`` if it is wrong."""
     raw = getattr(settings, "CONVOY", None)
     problems = find_problems(raw)
@@ -332,7 +332,7 @@ def get_config() -> ConvoyConfig:
         name: QueueConfig(name=name, **{key.lower(): value for key, value in queue.items()})
         for name, queue in raw["QUEUES"].items()
     }
-    return ConvoyConfig(
+    return ConvoySettings(
         queues=queues,
         redis_url=raw.get("REDIS_URL"),
         connection=raw.get("CONNECTION"),
@@ -353,7 +353,4 @@ def get_config() -> ConvoyConfig:
 @receiver(setting_changed)
 def _forget_config(*, setting: str, **kwargs: Any) -> None:
     if setting in ("CONVOY", "CACHES"):
-        get_config.cache_clear()
-        from django_convoy import connection
-
-        connection.reset()
+        get_config.cache_clear()  # the client forgets itself too (connection/client.py)

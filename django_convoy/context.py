@@ -25,10 +25,13 @@ def current_job() -> JobContext | None:
 
 
 def still_owner() -> bool:
-    """Ask Redis whether this run still holds its job (guard writes that must not be stale)."""
+    """Ask Redis whether this run still holds its job (guard writes that must not be stale).
+
+    True outside a job (a plain call from a shell or a test): nothing else can hold a job that
+    no worker runs, so a task that guards its writes stays callable as a function."""
     job = _current.get()
     if job is None:
-        raise RuntimeError("still_owner() is only meaningful inside a job run by convoy_worker.")
+        return True
     from .queue import get_queue
 
     return get_queue(job.queue).still_owns(job.id, job.token)

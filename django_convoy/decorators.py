@@ -6,20 +6,20 @@ here, never imported.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import transaction
 
-from .job import AddResult, ClaimedJob
-from .queue import check_add_options, encode_payload, get_queue, normalise_id
+from .ids import derive_id, normalise_id
+from .queue import get_queue
+from .store import AddResult, Run
+from .validation import check_add_options, encode_payload
 
-# How a worker runs the job of an integration's task: given the claimed job, its payload and
-# the worker's id, return the call that executes it.
-Runner = Callable[[ClaimedJob, Any, str], Callable[[], Any]]
+# How a worker runs the job of an integration's task: given the run, its payload and the
+# worker's id, return the call that executes it.
+Runner = Callable[[Run, Any, str], Callable[[], Any]]
 
 _tasks: dict[str, ConvoyTask] = {}
 _processors: dict[str, Callable[[str, Any], Any]] = {}
@@ -85,24 +85,24 @@ class ConvoyTask:
         return copy
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
-        """The job id that ``enqueue(*args, **kwargs)`` uses."""
+        """The job id that ``enqueue(*args, **kwargs)`` uses: its ``job_id``'s, else one
+        derived from the arguments bound to the function's signature (``ids.derive_id``)."""
         if self.job_id is not None:
             return normalise_id(self.job_id(*args, **kwargs))
-        canonical = json.dumps(
-            [args, kwargs],
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
+        return derive_id(self.name, self.func, args, kwargs)
+
+    def _payload(self, queue: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return encode_payload(
+            {"args": list(args), "kwargs": kwargs},
+            queue.config.max_payload_bytes,
+            queue.name,
+            what=f"The arguments of task {self.name}",
         )
-        return f"{self.name}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
     def enqueue(self, *args: Any, **kwargs: Any) -> AddResult:
         """Queue a run with these arguments (kept in the payload); one round trip."""
         queue = get_queue(self.queue)
-        payload = encode_payload(
-            {"args": list(args), "kwargs": kwargs}, queue.config.max_payload_bytes, queue.name
-        )
+        payload = self._payload(queue, args, kwargs)
         return queue.add_encoded(
             self.name,
             [(self.id_for(*args, **kwargs), payload)],
@@ -114,9 +114,7 @@ class ConvoyTask:
     def enqueue_on_commit(self, *args: Any, using: str | None = None, **kwargs: Any) -> None:
         """Queue the run when the current transaction commits (never, if it rolls back)."""
         queue = get_queue(self.queue)  # fail now, in the caller's code, not after the commit
-        encode_payload(
-            {"args": list(args), "kwargs": kwargs}, queue.config.max_payload_bytes, queue.name
-        )
+        self._payload(queue, args, kwargs)
         self.id_for(*args, **kwargs)
         transaction.on_commit(lambda: self.enqueue(*args, **kwargs), using=using)
 

@@ -7,8 +7,8 @@ import threading
 
 import redis
 
-from .cluster import data_nodes
-from .job import DataMarks
+from .connection.cluster import data_nodes
+from .store import DataMarks
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +64,6 @@ class DataMarkWatch:
             marks.born,
         )
         return True
-
-
-def worker_alive(now_ms: int, beat: str | None, every: str | None) -> bool:
-    """Whether a worker whose last heartbeat was at ``beat`` (ms, Redis clock) is alive.
-
-    Gone means a beat missed twice over; ``every`` is the interval the worker announced.
-    """
-    try:
-        return now_ms - int(beat) <= 2 * int(every or 0)
-    except (TypeError, ValueError):
-        return False
 
 
 def eviction_policy(client: redis.Redis) -> str | None:

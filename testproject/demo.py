@@ -21,7 +21,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 def main() -> None:
     server = None
     if not os.environ.get("REDIS_URL"):
-        from django_convoy.redis_server import RedisServer
+        from django_convoy.testing.servers import RedisServer
 
         var = ROOT / "testproject" / "var"
         server = RedisServer(directory=var / "redis").start()

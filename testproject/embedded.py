@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from django_convoy.redis_server import RedisServer
+from django_convoy.testing.servers import RedisServer
 
 
 def ensure_embedded_redis(directory: Path) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from django_convoy.keys import worker_key, workers_registry_key
 from django_convoy.queue import Queue
 
 OVERVIEW = "/admin/django_convoy/queue/"
@@ -46,7 +44,7 @@ def fail(queue: Queue, job_id: str, payload: object = None, message: str = "no s
     """Put a job in the failed state the way a worker does: claim it, then fail it for good."""
     queue.add_job(job_id, payload)
     batch = queue.claim(1, "test-host.1.abc")
-    (run,) = batch.jobs
+    (run,) = batch.runs
     assert run.id == job_id, "fail() needs a queue with nothing else queued"
     error = {
         "type": "builtins.ValueError",
@@ -63,7 +61,7 @@ def fail(queue: Queue, job_id: str, payload: object = None, message: str = "no s
 def claim(queue: Queue, job_id: str, worker: str = "test-host.1.abc") -> None:
     """Put a job in processing, held by ``worker``."""
     queue.add_job(job_id)
-    (run,) = queue.claim(1, worker).jobs
+    (run,) = queue.claim(1, worker).runs
     assert run.id == job_id
 
 
@@ -75,10 +73,5 @@ def jam(queue: Queue, job_id: str, seconds_ago: float = 5.0) -> None:
 
 
 def beat(queue: Queue, worker_id: str, info: dict, every_ms: int = 3000) -> None:
-    """Register a worker's heartbeat exactly as ``Worker._heartbeat`` does."""
-    prefix = queue.key_prefix
-    queue.scripts.heartbeat(
-        keys=[workers_registry_key(prefix), worker_key(prefix, worker_id)],
-        args=[worker_id, 60, json.dumps(info), every_ms],
-        client=queue.client,
-    )
+    """Register a worker's heartbeat exactly as a worker's keeper does."""
+    queue.store.fleet.heartbeat(worker_id, info, every_ms)

@@ -98,12 +98,12 @@ def claims_of(monkeypatch) -> list[str]:
 
     def counted_claim(self, *args, **kwargs):
         batch = claim(self, *args, **kwargs)
-        claimed.extend(job.id for job in batch.jobs)
+        claimed.extend(job.id for job in batch.runs)
         return batch
 
     def counted_ack_and_claim(self, *args, **kwargs):
         acks, batch = ack_and_claim(self, *args, **kwargs)
-        claimed.extend(job.id for job in batch.jobs)
+        claimed.extend(job.id for job in batch.runs)
         return acks, batch
 
     monkeypatch.setattr(Queue, "claim", counted_claim)

@@ -8,7 +8,7 @@ import atexit
 import os
 
 if not os.environ.get("CONVOY_TEST_REDIS_URL"):
-    from django_convoy.redis_server import RedisServer
+    from django_convoy.testing.servers import RedisServer
 
     _server = RedisServer().start()
     atexit.register(_server.stop)

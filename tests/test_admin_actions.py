@@ -116,11 +116,11 @@ def test_pause_and_resume(admin_client, admin_user, default):
     admin_client.post(action_url("default", "pause"))
     assert default.is_paused()
     batch = default.claim(5, "w")  # what a worker's claim sees
-    assert batch.paused and batch.jobs == []
+    assert batch.paused and batch.runs == []
     assert default.add_job("still-accepted").added
     admin_client.post(action_url("default", "resume"))
     assert not default.is_paused()
-    assert [job.id for job in default.claim(5, "w").jobs] == ["waiting", "still-accepted"]
+    assert [job.id for job in default.claim(5, "w").runs] == ["waiting", "still-accepted"]
     assert [entry.change_message for entry in LogEntry.objects.order_by("id")] == [
         "Paused queue default: workers stop claiming from it; adds still queue.",
         "Resumed queue default: workers claim from it again.",
@@ -140,7 +140,7 @@ def test_a_queue_action_ignores_a_next_url_on_another_site(admin_client, default
 def test_requeue_of_a_job_that_moved_says_so_and_changes_nothing(admin_client, default):
     fail(default, "broken")
     default.requeue_failed(["broken"])  # someone else was quicker
-    (run,) = default.claim(1, "w").jobs  # and a worker has it now
+    (run,) = default.claim(1, "w").runs  # and a worker has it now
     response = admin_client.post(action_url("default", "requeue", "broken"))
     assert response["Location"] == job_url("default", "broken")
     assert messages_of(response) == [

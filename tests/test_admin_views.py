@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_convoy import get_queue
-from django_convoy.keys import workers_registry_key
+from django_convoy.store.keys import workers_registry_key
 from tests.admin_helpers import OVERVIEW, beat, claim, fail, jam, job_url, queue_url
 
 pytestmark = pytest.mark.django_db

@@ -6,11 +6,12 @@ import time
 
 import redis
 
-from django_convoy import runs, wake
 from django_convoy.connection import NO_RETRIES
 from django_convoy.exceptions import RedisUnavailable
-from django_convoy.redis_server import free_port
-from django_convoy.runs import Backoff
+from django_convoy.testing.servers import free_port
+from django_convoy.worker import backoff as backoff_module
+from django_convoy.worker import wake
+from django_convoy.worker.backoff import Backoff
 from tests.helpers import ThreadedWorker
 
 AWAY = RedisUnavailable("Redis at 127.0.0.1:1 is unreachable (ConnectionError: refused).")
@@ -56,7 +57,7 @@ def test_a_success_starts_the_next_outage_from_the_first_wait():
 
 def test_an_outage_is_logged_when_it_begins_and_when_it_ends_not_on_every_try(caplog, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(runs.time, "monotonic", clock)
+    monkeypatch.setattr(backoff_module.time, "monotonic", clock)
     backoff = Backoff("claiming")
     with caplog.at_level(logging.DEBUG, logger="django_convoy.worker"):
         for _ in range(30):
@@ -74,7 +75,7 @@ def test_an_outage_is_logged_when_it_begins_and_when_it_ends_not_on_every_try(ca
 
 def test_a_long_outage_is_reminded_of_once_a_minute(caplog, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(runs.time, "monotonic", clock)
+    monkeypatch.setattr(backoff_module.time, "monotonic", clock)
     backoff = Backoff("renewing leases and the heartbeat")
     with caplog.at_level(logging.ERROR, logger="django_convoy.worker"):
         for _ in range(200):  # 200 tries, 2 s apart: 400 s
@@ -100,11 +101,11 @@ def test_blocking_reads_that_fail_while_claims_work_are_logged_once(settings, ca
 
 def test_a_queue_whose_node_is_away_is_tried_again_within_the_cap():
     """In a cluster, one queue's node away: it is skipped, then tried again within 2 s."""
-    outages = wake.Outages()
+    outages = backoff_module.Outages()
     for _ in range(10):
         outages.failed("q", AWAY, "claiming")
     assert outages.skipping("q")
-    assert outages._retry_at["q"] - time.monotonic() <= runs.BACKOFF_CAP
+    assert outages._retry_at["q"] - time.monotonic() <= backoff_module.BACKOFF_CAP
 
 
 def test_a_wake_up_waiter_outlives_its_node_being_away_and_says_so_once(caplog):

@@ -105,7 +105,7 @@ def test_burst_worker_exits_when_its_queues_are_empty():
 
 def test_worker_started_before_its_cluster_is_up_waits_for_it_and_stops_on_sigterm():
     """A Redis Cluster client must reach a node to exist: the worker retries, it does not exit."""
-    from django_convoy.redis_server import free_port
+    from django_convoy.testing.servers import free_port
 
     nobody = f"redis+cluster://127.0.0.1:{free_port()}"
     worker = manage("convoy_worker", "default", env={"CONVOY_TEST_REDIS_URL": nobody})

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from django_convoy import get_queue
-from django_convoy.keys import inbox_key
 from django_convoy.queue import Queue
+from django_convoy.store.keys import inbox_key
 from django_convoy.worker import HAND_OFF_WAIT_MS, Worker
 from tests.helpers import ThreadedWorker, claims_of, hand_off_request, test_log, wait_until
 from tests.jobs import tasks
@@ -26,7 +26,7 @@ def fast():
 def wait_for_a_job(queue, worker_id: str, wait_ms: int = WAIT_MS, slots: int = 1) -> None:
     """Claim nothing (the queue is empty) and ask to be handed the next ``slots`` jobs."""
     batch = queue.claim(slots, worker_id, wait_ms=wait_ms)
-    assert (batch.jobs, batch.waiting) == ([], True)
+    assert (batch.runs, batch.waiting) == ([], True)
 
 
 def test_a_claim_that_finds_nothing_asks_to_be_handed_the_next_job(fast, redis_client):
@@ -56,7 +56,7 @@ def test_a_worker_is_handed_as_many_jobs_as_it_has_free_slots(fast, redis_client
     assert [fast.add_job(i).state for i in "abc"] == ["processing", "processing", "queued"]
     assert hand_off_request(fast, "w") is None
     batch = fast.claim(2, "w", wait_ms=WAIT_MS)  # the claim loop's next claim: both runs
-    assert ([job.id for job in batch.jobs], batch.waiting) == (["a", "b"], False)
+    assert ([job.id for job in batch.runs], batch.waiting) == (["a", "b"], False)
     assert fast.get_job("c").state == "queued"
 
 
@@ -66,10 +66,10 @@ def test_a_claim_renews_the_request_for_the_room_it_leaves(fast, redis_client):
     assert hand_off_request(fast, "w")[1] == 2
     # The claim loop's next claim, with the 2 slots "a" left free: "a", and a request for 1.
     batch = fast.claim(2, "w", wait_ms=WAIT_MS)
-    assert ([job.id for job in batch.jobs], batch.waiting) == (["a"], True)
+    assert ([job.id for job in batch.runs], batch.waiting) == (["a"], True)
     assert hand_off_request(fast, "w")[1] == 1
     fast.add_job("b")
-    assert [job.id for job in fast.claim(3, "w", wait_ms=WAIT_MS).jobs] == ["b"]
+    assert [job.id for job in fast.claim(3, "w", wait_ms=WAIT_MS).runs] == ["b"]
     assert hand_off_request(fast, "w")[1] == 2
 
 
@@ -77,7 +77,7 @@ def test_a_claim_returns_the_runs_handed_to_it_first_within_max_jobs(fast, redis
     wait_for_a_job(fast, "w")
     fast.add_jobs(["a", "b", "c"])
     batch = fast.claim(2, "w")
-    assert [(job.id, job.attempt) for job in batch.jobs] == [("a", 1), ("b", 1)]
+    assert [(job.id, job.attempt) for job in batch.runs] == [("a", 1), ("b", 1)]
     assert not batch.waiting
     assert not redis_client.exists(inbox_key(fast.keys, "w"))
     assert fast.get_job("c").state == "queued"
@@ -85,7 +85,7 @@ def test_a_claim_returns_the_runs_handed_to_it_first_within_max_jobs(fast, redis
     fast.claim(5, "other")  # takes "c": the queue is empty again
     wait_for_a_job(fast, "w")
     fast.add_job("d")
-    assert [job.id for job in fast.claim(0, "w").jobs] == ["d"]
+    assert [job.id for job in fast.claim(0, "w").runs] == ["d"]
 
 
 def test_a_batch_hands_over_its_first_new_job_and_queues_the_rest_in_order(fast, redis_client):
@@ -101,7 +101,7 @@ def test_a_batch_hands_over_its_first_new_job_and_queues_the_rest_in_order(fast,
     ]
     assert fast.get_job("a").worker == "w"
     assert redis_client.llen(fast.keys.wake) == 1
-    assert [job.id for job in fast.claim(5, "v").jobs] == ["b", "c"]
+    assert [job.id for job in fast.claim(5, "v").runs] == ["b", "c"]
 
 
 def test_nothing_is_handed_over_while_paused_behind_waiting_jobs_or_later(fast, redis_client):
@@ -112,7 +112,7 @@ def test_nothing_is_handed_over_while_paused_behind_waiting_jobs_or_later(fast, 
     fast.resume()
     assert fast.add_job("behind").state == "queued"  # "paused" waits ahead of it
     assert hand_off_request(fast, "w") is not None  # the request still stands
-    assert [job.id for job in fast.claim(5, "w").jobs] == ["paused", "behind"]
+    assert [job.id for job in fast.claim(5, "w").runs] == ["paused", "behind"]
 
 
 def test_a_paused_queue_takes_no_request(fast):
@@ -130,7 +130,7 @@ def test_a_lapsed_request_is_handed_nothing(fast, redis_client):
 
 def test_a_failed_job_added_again_is_handed_over_with_its_failure_cleared(fast, redis_client):
     fast.add_job("f")
-    (run,) = fast.claim(1, "w").jobs
+    (run,) = fast.claim(1, "w").runs
     assert fast.fail(run, {"type": "E", "message": "no"}, final=True) == "failed"
     wait_for_a_job(fast, "w")
     assert fast.add_job("f").state == "processing"
@@ -146,10 +146,10 @@ def test_a_worker_that_died_waiting_loses_nothing(fast, redis_client):
         redis_client.zadd(fast.keys.processing, {job_id: deadline - 5000})
     (recovered,) = fast.jam_guard()
     assert (recovered.id, recovered.action, recovered.worker) == ("a", "requeued", "ghost")
-    (again,) = fast.claim(1, "w2").jobs
+    (again,) = fast.claim(1, "w2").runs
     assert (again.id, again.attempt) == ("a", 2)
     # Back from the dead, the ghost's claim does not return the run it was handed: it is w2's.
-    assert fast.claim(5, "ghost").jobs == []
+    assert fast.claim(5, "ghost").runs == []
 
 
 def test_a_corrupt_inbox_refuses_the_add_and_the_claim_and_writes_nothing(fast, redis_client):
@@ -185,7 +185,7 @@ def test_a_stopping_worker_hands_back_a_run_handed_to_it_meanwhile(redis_client)
     worker = Worker(["default"])
     assert default.claim(1, worker.id, wait_ms=WAIT_MS).waiting
     assert default.add_job("late").state == "processing"
-    worker._withdraw()
+    worker.claimer.withdraw()
     job = default.get_job("late")
     assert (job.state, job.worker, job.attempts) == ("queued", None, 0)  # it never started
     assert hand_off_request(default, worker.id) is None
@@ -198,7 +198,7 @@ def test_a_stopping_worker_hands_back_a_run_handed_to_it_meanwhile(redis_client)
     ids=["serving", "burst", "max-jobs"],
 )
 def test_only_workers_that_block_and_need_no_exact_count_ask(options, asks):
-    assert Worker(["default"], **options)._wait_ms() == (HAND_OFF_WAIT_MS if asks else 0)
+    assert Worker(["default"], **options).claimer.wait_ms() == (HAND_OFF_WAIT_MS if asks else 0)
 
 
 def test_a_handed_run_gets_the_lease_of_its_worker_not_of_the_adder(fast, redis_client):
@@ -219,11 +219,11 @@ def test_a_run_handed_to_a_stopping_worker_goes_back_unstarted(redis_client):
     default.add_job("late")
     message = redis_client.lpop(inbox_key(default.keys, worker.id))
     worker.request_stop()
-    worker._take_handed(default, message)  # what its BLPOP popped as the signal came
+    worker.claimer._take_handed(default, message)  # what its BLPOP popped as the signal came
     job = default.get_job("late")
     assert (job.state, job.attempts) == ("queued", 0)
-    assert worker._busy["default"] == 0
-    assert [run.attempt for run in default.claim(1, "next").jobs] == [1]
+    assert worker.state.busy["default"] == 0
+    assert [run.attempt for run in default.claim(1, "next").runs] == [1]
 
 
 def test_orphans_released_take_their_inbox_entries_with_them(fast, redis_client):

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django_convoy import get_queue
 from django_convoy.checks import check_redis_eviction
 from django_convoy.health import DataMarkWatch
-from django_convoy.job import DataMarks
+from django_convoy.store import DataMarks
 from tests.helpers import ThreadedWorker, wait_until
 
 

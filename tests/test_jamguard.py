@@ -31,7 +31,7 @@ def test_expired_lease_counts_as_jammed_not_processing(fast, redis_client):
 
 def test_jam_guard_requeues_a_jammed_job_keeping_its_attempts(fast, redis_client):
     fast.add_job("a", payload={"p": 1})
-    (run,) = fast.claim(1, "dead-worker").jobs
+    (run,) = fast.claim(1, "dead-worker").runs
     expire_leases(fast, redis_client)
     (recovered,) = fast.jam_guard()
     assert (recovered.id, recovered.action, recovered.worker) == ("a", "requeued", "dead-worker")
@@ -39,7 +39,7 @@ def test_jam_guard_requeues_a_jammed_job_keeping_its_attempts(fast, redis_client
     job = fast.get_job("a")
     assert (job.state, job.attempts, job.jams, job.payload) == ("queued", 1, 1, {"p": 1})
     assert fast.ack([("a", run.token)]) == [0]  # the dead run's late ack is refused
-    (again,) = fast.claim(1, "w2").jobs
+    (again,) = fast.claim(1, "w2").runs
     assert again.attempt == 2
 
 
@@ -47,7 +47,7 @@ def test_job_jammed_more_than_max_jams_times_fails(fast, redis_client):
     fast.add_job("poison")
     starts = 0
     while True:
-        batch = fast.claim(1, "w").jobs
+        batch = fast.claim(1, "w").runs
         if not batch:
             break
         starts += 1
@@ -78,7 +78,7 @@ def test_live_lease_is_left_alone(fast):
 
 
 def test_worker_alive_but_not_renewing_is_reported_as_lease_expired(fast, redis_client):
-    from django_convoy.keys import worker_key
+    from django_convoy.store.keys import worker_key
 
     fast.add_job("a")
     fast.claim(1, "stalled")
@@ -121,7 +121,7 @@ def test_dry_run_listing_changes_nothing(fast, redis_client):
 
 def test_renewal_after_expiry_but_before_recovery_keeps_the_job(fast, redis_client):
     fast.add_job("a")
-    (run,) = fast.claim(1, "w").jobs
+    (run,) = fast.claim(1, "w").runs
     expire_leases(fast, redis_client)
     assert fast.renew([("a", run.token)]) == [1]
     assert fast.jam_guard() == []

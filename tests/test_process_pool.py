@@ -1,10 +1,12 @@
 """--pool processes: a hung job's child is killed at JOB_TIMEOUT, a crashed child is replaced."""
 
 import os
+import signal
+import time
 
 from django_convoy import get_queue
 from django_convoy.worker import Worker
-from tests.helpers import ThreadedWorker, job_state, test_log, wait_until
+from tests.helpers import ThreadedWorker, job_state, manage, test_log, wait_until
 from tests.jobs import tasks
 
 
@@ -34,3 +36,51 @@ def test_hung_job_is_killed_at_its_timeout_and_the_next_job_runs():
         tasks.slow.enqueue("next", 0.01)
         wait_until(lambda: ended("slow-next"), timeout=20)
     assert not ended("slow-hung")  # killed, not left running
+
+
+def started(job_id: str) -> bool:
+    return any(entry.startswith(f"start {job_id} ") for entry in test_log())
+
+
+def test_a_run_whose_lease_was_lost_has_its_child_killed_and_its_slot_freed():
+    """A worker that stalled past its lease (SIGSTOP, a GC pause) finds its run taken over:
+    the child running it must die at once, and its slot go to the next job, not stay hung."""
+    queue = get_queue("crashy")  # LEASE 1 s, JOB_TIMEOUT 30 s: no timeout would save it
+    tasks.crashy.enqueue("hung", 60)
+    with ThreadedWorker("crashy", pool="processes", concurrency=1, jam_guard=False):
+        wait_until(lambda: started("crashy-hung"), timeout=30)
+        # Taken over as after a stall: jammed, recovered, then removed before it runs again.
+        queue.client.zadd(queue.keys.processing, {"crashy-hung": 0}, xx=True)
+        assert [job.action for job in queue.jam_guard()] == ["requeued"]
+        queue.delete_job("crashy-hung")
+        tasks.crashy.enqueue("next", 0)
+        wait_until(lambda: ended("crashy-next"), timeout=20)
+    assert not ended("crashy-hung")
+
+
+def test_a_worker_stalled_past_its_lease_kills_its_child_and_stops_within_its_grace():
+    """The adversarial pass's scenario: a worker stopped (SIGSTOP) longer than LEASE while its
+    job hangs, the job taken over meanwhile. Once it runs again its child must die, and a
+    SIGTERM must stop it within --grace (children ignore SIGTERM: it is the worker's)."""
+    queue = get_queue("crashy")  # LEASE 1 s, JOB_TIMEOUT 30 s
+    tasks.crashy.enqueue("hung", 60)
+    worker = manage("convoy_worker", "crashy", "--pool", "processes", "--grace", "1")
+    try:
+        wait_until(lambda: started("crashy-hung"), timeout=60)
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # past its lease
+        assert [job.action for job in queue.jam_guard()] == ["requeued"]
+        queue.delete_job("crashy-hung")  # taken over, and done elsewhere
+        worker.send_signal(signal.SIGCONT)
+        tasks.crashy.enqueue("next", 0)
+        wait_until(lambda: ended("crashy-next"), timeout=30)  # its slot was freed
+        began = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        assert time.monotonic() - began < 10
+        assert worker.returncode == 0
+        assert "lease lost" in worker.stdout.read()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert not ended("crashy-hung")

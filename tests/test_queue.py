@@ -3,6 +3,7 @@
 import multiprocessing
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -110,6 +111,7 @@ def test_longest_valid_id_is_accepted(queue):
         ({"when": object()}, "not JSON-serialisable"),
         (float("nan"), "not JSON-serialisable"),
         ({1, 2}, "not JSON-serialisable"),
+        ({"text": "lone \ud800 surrogate"}, "not JSON-serialisable"),
     ],
 )
 def test_non_json_payload_is_refused(queue, redis_client, payload, message):
@@ -139,6 +141,10 @@ def test_one_bad_entry_in_a_batch_writes_nothing(queue, redis_client):
         ({"if_processing": "replace"}, "if_processing must be one of"),
         ({"delay": -1}, "delay must be a number of seconds >= 0"),
         ({"delay": "5"}, "delay must be a number"),
+        ({"delay": 1e15}, r"at most 315360000 \(ten years\)"),  # a timestamp as a delay
+        ({"delay": float("inf")}, "delay must be a number of seconds"),
+        ({"delay": float("nan")}, "delay must be a number of seconds"),
+        ({"delay": timedelta(seconds=-1)}, "delay must be a number of seconds"),
         ({"priority": 101}, "priority must be an int from -100 to 100"),
         ({"priority": 1.5}, "priority must be an int"),
     ],
@@ -168,7 +174,7 @@ def test_unreachable_redis_names_host_and_port_but_not_the_password():
 def test_all_keys_of_a_queue_share_its_hash_tag(queue, redis_client):
     queue.add_job("a", payload=1)
     queue.add_job("b", delay=60)
-    job = queue.claim(1, "w").jobs[0]
+    job = queue.claim(1, "w").runs[0]
     queue.fail(job, {"type": "E", "message": "m"}, final=True)
     assert all("{default}" in key for key in redis_client.keys("*"))
 
@@ -179,14 +185,14 @@ def test_delayed_job_is_scheduled_and_not_claimed_before_due(queue):
     job = queue.get_job("later")
     assert job.state == "scheduled"
     assert 29 <= (job.due_at - job.enqueued_at).total_seconds() <= 30.01
-    assert queue.claim(10, "w").jobs == []
+    assert queue.claim(10, "w").runs == []
     assert queue.claim(10, "w").next_due_ms is not None
 
 
 def test_due_scheduled_job_is_promoted_by_a_claim(queue):
     queue.add_job("soon", delay=0.05)
     time.sleep(0.1)
-    assert [job.id for job in queue.claim(1, "w").jobs] == ["soon"]
+    assert [job.id for job in queue.claim(1, "w").runs] == ["soon"]
 
 
 def test_higher_priority_runs_first_and_equals_keep_fifo_order(queue):
@@ -195,7 +201,7 @@ def test_higher_priority_runs_first_and_equals_keep_fifo_order(queue):
     queue.add_job("high", priority=10)
     queue.add_job("mid-2")
     queue.add_job("low-2", priority=-5)
-    claimed = [job.id for job in queue.claim(5, "w").jobs]
+    claimed = [job.id for job in queue.claim(5, "w").runs]
     assert claimed == ["high", "mid-1", "mid-2", "low-1", "low-2"]
 
 
@@ -205,7 +211,7 @@ def test_get_job_of_unknown_id_is_none(queue):
 
 def test_claim_moves_job_to_processing_with_a_lease_and_token(queue):
     queue.add_job("a", payload={"n": 1})
-    (run,) = queue.claim(1, "worker-1").jobs
+    (run,) = queue.claim(1, "worker-1").runs
     job = queue.get_job("a")
     assert (job.state, job.attempts, job.worker) == ("processing", 1, "worker-1")
     assert 9.9 <= (job.lease_deadline - job.started_at).total_seconds() <= 10.0
@@ -216,7 +222,7 @@ def test_claim_moves_job_to_processing_with_a_lease_and_token(queue):
 
 def test_ack_releases_the_id_so_it_can_be_queued_again(queue):
     queue.add_job("a")
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     assert queue.ack([(run.id, run.token)]) == [1]
     assert queue.get_job("a") is None
     assert queue.add_job("a").added
@@ -225,7 +231,7 @@ def test_ack_releases_the_id_so_it_can_be_queued_again(queue):
 
 def test_ack_or_fail_with_a_stale_token_is_refused(queue):
     queue.add_job("a")
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     assert queue.ack([("a", "999999")]) == [0]
     stale = type(run)(run.queue, run.id, run.body, run.attempt, "999999")
     assert queue.fail(stale, {"type": "E", "message": "late"}) == "stale"
@@ -235,7 +241,7 @@ def test_ack_or_fail_with_a_stale_token_is_refused(queue):
 
 def test_final_failure_keeps_the_error_and_releases_the_id(queue):
     queue.add_job("a", payload=[1])
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     error = {"type": "builtins.ValueError", "message": "bad", "traceback": "Traceback..."}
     assert queue.fail(run, error) == "failed"
     job = queue.get_job("a")
@@ -252,23 +258,23 @@ def test_final_failure_keeps_the_error_and_releases_the_id(queue):
 def test_failure_with_attempts_left_is_retried_after_a_backoff():
     queue = get_queue("retrying")  # MAX_ATTEMPTS 3, RETRY_BACKOFF 0.05 s
     queue.add_job("a")
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     assert queue.fail(run, {"type": "E", "message": "try again"}) == "retry"
     job = queue.get_job("a")
     assert job.state == "scheduled" and job.last_error["message"] == "try again"
     time.sleep(0.06)
-    (second,) = queue.claim(1, "w").jobs
+    (second,) = queue.claim(1, "w").runs
     assert second.attempt == 2
     assert queue.fail(second, {"type": "E", "message": "again"}) == "retry"
     time.sleep(0.11)
-    (third,) = queue.claim(1, "w").jobs
+    (third,) = queue.claim(1, "w").runs
     assert third.attempt == 3
     assert queue.fail(third, {"type": "E", "message": "last"}) == "failed"
 
 
 def test_renewal_extends_the_lease(queue):
     queue.add_job("a")
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     first = queue.get_job("a").lease_deadline
     time.sleep(0.02)
     assert queue.renew([("a", run.token)]) == [1]
@@ -277,7 +283,7 @@ def test_renewal_extends_the_lease(queue):
 
 def test_rerun_adds_during_a_run_collapse_into_one_rerun_with_the_newest_payload(queue):
     queue.add_job("a", payload=0)
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     for n in range(1, 6):
         result = queue.add_job("a", payload=n, if_processing="rerun")
         assert (result.added, result.state) == (False, "processing")
@@ -286,14 +292,45 @@ def test_rerun_adds_during_a_run_collapse_into_one_rerun_with_the_newest_payload
     assert queue.ack([("a", run.token)]) == [2]
     job = queue.get_job("a")
     assert (job.state, job.payload, job.attempts) == ("queued", 5, 0)
-    (rerun,) = queue.claim(1, "w").jobs
+    (rerun,) = queue.claim(1, "w").runs
     assert queue.ack([("a", rerun.token)]) == [1]
     assert queue.get_job("a") is None
 
 
+def test_an_add_says_whether_it_asked_for_a_rerun(queue):
+    """``rerun`` is the sign that ``if_processing="rerun"`` worked: a rerun is pending."""
+    assert not queue.add_job("a", if_processing="rerun").rerun  # queued: nothing to rerun
+    queue.claim(1, "w")
+    assert queue.add_job("a", if_processing="rerun").rerun
+    assert not queue.add_job("a").rerun  # "ignore": nothing asked
+    assert not queue.add_job("b", if_processing="rerun").rerun
+
+
+def test_a_delay_may_be_a_timedelta(queue):
+    queue.add_job("a", delay=timedelta(seconds=30))
+    job = queue.get_job("a")
+    assert job.state == "scheduled"
+    assert 29 <= (job.due_at - job.enqueued_at).total_seconds() <= 30.01
+
+
+def test_a_due_time_in_exponent_notation_does_not_stop_a_claim(queue, redis_client):
+    """Redis prints a score of 1e18 (a due time written before delays were bounded, or by
+    hand) as "1e+18": the claim's reply must still parse, or the worker would stop."""
+    redis_client.zadd(queue.keys.scheduled, {"far": 1e18})
+    queue.add_job("now")
+    batch = queue.claim(1, "w")
+    assert [run.id for run in batch.runs] == ["now"]
+    assert batch.next_due_ms == 10**18
+
+
+def test_the_longest_delay_reads_back_as_a_due_time(queue):
+    queue.add_job("far", delay=315360000)
+    assert queue.get_job("far").due_at.year >= 2035
+
+
 def test_add_of_processing_id_without_rerun_changes_nothing(queue):
     queue.add_job("a", payload=0)
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     assert queue.add_job("a", payload=1).state == "processing"
     assert queue.ack([("a", run.token)]) == [1]
     assert queue.get_job("a") is None
@@ -301,7 +338,7 @@ def test_add_of_processing_id_without_rerun_changes_nothing(queue):
 
 def test_rerun_requested_before_a_final_failure_still_runs(queue):
     queue.add_job("a", payload=0)
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     queue.add_job("a", payload=1, if_processing="rerun")
     assert queue.fail(run, {"type": "E", "message": "m"}) == "rerun"
     job = queue.get_job("a")
@@ -311,7 +348,7 @@ def test_rerun_requested_before_a_final_failure_still_runs(queue):
 def test_purge_removes_waiting_jobs_and_releases_their_ids(queue):
     queue.add_jobs(["a", "b", "c"])
     queue.add_job("later", delay=60)
-    (running,) = queue.claim(1, "w").jobs
+    (running,) = queue.claim(1, "w").runs
     assert queue.purge() == 3
     stats = queue.stats()
     assert (stats["queued"], stats["scheduled"], stats["processing"]) == (0, 0, 1)
@@ -324,10 +361,10 @@ def test_paused_queue_accepts_jobs_but_hands_none_out(queue):
     assert queue.is_paused()
     assert queue.add_job("a").added
     batch = queue.claim(5, "w")
-    assert batch.paused and batch.jobs == []
+    assert batch.paused and batch.runs == []
     queue.resume()
     assert not queue.is_paused()
-    assert [job.id for job in queue.claim(5, "w").jobs] == ["a"]
+    assert [job.id for job in queue.claim(5, "w").runs] == ["a"]
 
 
 def test_delete_job_refuses_a_processing_job(queue):
@@ -344,7 +381,7 @@ def test_delete_job_refuses_a_processing_job(queue):
 
 def test_requeue_failed_gives_a_fresh_run(queue):
     queue.add_jobs([("a", {"k": 1}), "b"])
-    for run in queue.claim(2, "w").jobs:
+    for run in queue.claim(2, "w").runs:
         queue.fail(run, {"type": "E", "message": "m"}, final=True)
     assert queue.requeue_failed(["a", "ghost"]) == ["a"]
     job = queue.get_job("a")
@@ -361,7 +398,7 @@ def test_failed_records_older_than_failed_ttl_are_dropped(settings):
     settings.CONVOY = convoy
     queue = get_queue("brief")
     queue.add_jobs(["old", "new"])
-    old, new = queue.claim(2, "w").jobs
+    old, new = queue.claim(2, "w").runs
     queue.fail(old, {"type": "E", "message": "m"})
     time.sleep(0.1)
     queue.fail(new, {"type": "E", "message": "m"})
@@ -372,7 +409,7 @@ def test_failed_records_older_than_failed_ttl_are_dropped(settings):
 
 def test_errors_go_to_a_per_day_error_log_with_a_ttl(queue, redis_client):
     queue.add_job("a")
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     queue.fail(run, {"type": "E", "message": "logged", "id": "a"})
     (key,) = redis_client.keys("convoytest:{default}:errorlog:*")
     assert key.endswith(time.strftime("%Y-%m-%d", time.gmtime()))
@@ -381,7 +418,7 @@ def test_errors_go_to_a_per_day_error_log_with_a_ttl(queue, redis_client):
 
 
 def test_retry_delay_doubles_per_attempt_with_jitter_and_is_capped_at_an_hour():
-    from django_convoy.queue import retry_delay
+    from django_convoy.retries import retry_delay
 
     for attempt, ceiling in [(1, 2.0), (2, 4.0), (3, 8.0)]:
         delays = [retry_delay(attempt, 2.0) for _ in range(200)]
@@ -392,28 +429,28 @@ def test_retry_delay_doubles_per_attempt_with_jitter_and_is_capped_at_an_hour():
 
 def test_ack_and_claim_ends_runs_and_claims_the_next_in_one_call(queue):
     queue.add_jobs(["a", "b", "c"])
-    first = queue.claim(2, "w").jobs
+    first = queue.claim(2, "w").runs
     stale = ("c", "999999")
     acks, batch = queue.ack_and_claim([(r.id, r.token) for r in first] + [stale], 3, "w")
     assert acks == [1, 1, 0]  # a refused ack does not stop the claim
-    assert [(r.id, r.attempt) for r in batch.jobs] == [("c", 1)]
+    assert [(r.id, r.attempt) for r in batch.runs] == [("c", 1)]
     assert queue.get_job("a") is None and queue.get_job("c").state == "processing"
-    acks, batch = queue.ack_and_claim([("c", batch.jobs[0].token)], 1, "w")
-    assert (acks, batch.jobs, queue.stats()["processed_total"]) == ([1], [], 3)
+    acks, batch = queue.ack_and_claim([("c", batch.runs[0].token)], 1, "w")
+    assert (acks, batch.runs, queue.stats()["processed_total"]) == ([1], [], 3)
 
 
 def test_ack_and_claim_of_a_paused_queue_acks_and_claims_nothing(queue):
     queue.add_jobs(["a", "b"])
-    (run,) = queue.claim(1, "w").jobs
+    (run,) = queue.claim(1, "w").runs
     queue.pause()
     acks, batch = queue.ack_and_claim([(run.id, run.token)], 1, "w")
-    assert (acks, batch.jobs, batch.paused) == ([1], [], True)
+    assert (acks, batch.runs, batch.paused) == ([1], [], True)
     assert queue.get_job("b").state == "queued"
 
 
 def test_release_orphans_queues_again_only_this_workers_runs_it_does_not_know(queue):
     queue.add_jobs(["known", "orphan", "other"])
-    known, orphan = queue.claim(2, "w1").jobs
+    known, orphan = queue.claim(2, "w1").runs
     queue.claim(1, "w2")
     assert queue.release_orphans("w1", [known.token]) == [orphan.id]
     states = {i: queue.get_job(i).state for i in ("known", "orphan", "other")}

@@ -20,9 +20,7 @@ pytest.importorskip(FRAMEWORK, reason="no Tasks framework: pip install -e '.[tas
 
 from django_convoy import InvalidJob, RedisUnavailable, get_queue  # noqa: E402
 from django_convoy.backends import ConvoyBackendTask  # noqa: E402
-from django_convoy.execution import execute  # noqa: E402
-from django_convoy.keys import task_result_key  # noqa: E402
-from django_convoy.tasks_framework import (  # noqa: E402
+from django_convoy.backends.framework import (  # noqa: E402
     InvalidTask,
     TaskResultDoesNotExist,
     TaskResultStatus,
@@ -31,7 +29,9 @@ from django_convoy.tasks_framework import (  # noqa: E402
     task_finished,
     task_started,
 )
+from django_convoy.store.keys import task_result_key  # noqa: E402
 from django_convoy.worker import Worker  # noqa: E402
+from django_convoy.worker.execution import execute  # noqa: E402
 from tests.djtasks import tasks  # noqa: E402
 from tests.djtasks.config import TASKS  # noqa: E402
 from tests.helpers import (  # noqa: E402
@@ -163,8 +163,8 @@ def test_importing_the_backend_without_a_tasks_framework_says_what_to_install(mo
         monkeypatch.setitem(sys.modules, name, None)  # as if neither were installed
     for name in (
         "django_convoy.backends",
-        "django_convoy.results",
-        "django_convoy.tasks_framework",
+        "django_convoy.backends.results",
+        "django_convoy.backends.framework",
     ):
         monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ImportError) as caught:
@@ -288,7 +288,7 @@ def test_priority_and_run_after_reach_the_queue():
     high = tasks.noop_task.using(priority=50).enqueue()
     run_after = timezone.now() + timedelta(minutes=5)
     later = tasks.noop_task.using(run_after=run_after).enqueue()
-    assert [job.id for job in queue.claim(2, "w").jobs] == [high.id, low.id]
+    assert [job.id for job in queue.claim(2, "w").runs] == [high.id, low.id]
     job = queue.get_job(later.id)
     assert job.state == "scheduled"
     assert abs(job.due_at - run_after) < timedelta(milliseconds=1)
@@ -356,7 +356,7 @@ def test_worker_killed_mid_task_is_recovered_and_reports_attempt_2():
 def test_a_run_jammed_more_than_max_jams_times_fails_with_job_jammed(redis_client):
     queue = get_queue("fast")  # MAX_JAMS 3
     result = tasks.hang.enqueue(0)
-    while queue.claim(1, "dying-worker").jobs:
+    while queue.claim(1, "dying-worker").runs:
         redis_client.zadd(queue.keys.processing, {result.id: 1})  # its lease ran out
         queue.jam_guard()
     result.refresh()
@@ -372,7 +372,7 @@ def test_a_late_worker_cannot_write_its_result(redis_client, gate):
 
     queue = get_queue("default")
     result = tasks.held_first_time.enqueue()
-    (first,) = queue.claim(1, "worker-a").jobs
+    (first,) = queue.claim(1, "worker-a").runs
     late = threading.Thread(target=execute, args=(first, "worker-a"))
     task_finished.connect(receiver)
     late.start()
@@ -381,7 +381,7 @@ def test_a_late_worker_cannot_write_its_result(redis_client, gate):
     # worker-a stops renewing its lease: the jam guard gives the run to worker-b.
     redis_client.zadd(queue.keys.processing, {result.id: 1})
     assert [job.action for job in queue.jam_guard()] == ["requeued"]
-    (second,) = queue.claim(1, "worker-b").jobs
+    (second,) = queue.claim(1, "worker-b").runs
     outcomes = []
     worker_b = threading.Thread(target=lambda: outcomes.append(execute(second, "worker-b")))
     worker_b.start()  # on a thread of its own, as in a worker (and away from this thread's db)

@@ -10,7 +10,7 @@ from tests.djtasks.config import FRAMEWORK
 pytest.importorskip(FRAMEWORK, reason="no Tasks framework: pip install -e '.[tasks]'")
 
 from django_convoy import get_queue  # noqa: E402
-from django_convoy.tasks_framework import TaskResultDoesNotExist  # noqa: E402
+from django_convoy.backends.framework import TaskResultDoesNotExist  # noqa: E402
 from tests.djtasks import tasks  # noqa: E402
 from tests.djtasks.config import TASKS  # noqa: E402
 from tests.jobs import tasks as convoy_tasks  # noqa: E402

@@ -5,11 +5,13 @@ import time
 
 import pytest
 
-from django_convoy import current_job, get_queue, wake
-from django_convoy.exceptions import RedisUnavailable
-from django_convoy.keys import worker_key, workers_registry_key
+from django_convoy import current_job, get_queue
+from django_convoy.exceptions import InvalidJob, RedisUnavailable
 from django_convoy.queue import Queue
+from django_convoy.store import QueueStore
+from django_convoy.store.keys import worker_key, workers_registry_key
 from django_convoy.worker import Worker
+from django_convoy.worker.backoff import Outages
 from tests.helpers import ThreadedWorker, job_state, test_log, wait_until
 from tests.jobs import tasks
 
@@ -28,7 +30,20 @@ def test_task_without_job_id_derives_one_from_its_arguments():
     assert first.id.startswith("tests.jobs.tasks.add:")
     assert not tasks.add.enqueue(1, 2).added
     assert tasks.add.enqueue(2, 1).id != first.id
-    assert tasks.add.enqueue(a=1, b=2).id != first.id
+
+
+def test_a_derived_id_does_not_depend_on_how_the_task_is_called():
+    """The arguments are bound to the signature first: one call, however it is spelled."""
+    first = tasks.add.enqueue(1, 2)
+    assert tasks.add.enqueue(a=1, b=2).id == first.id
+    assert tasks.add.enqueue(1, b=2).id == first.id
+    assert get_queue("default").stats()["queued"] == 1
+
+
+def test_arguments_that_do_not_fit_the_task_are_refused_naming_it():
+    with pytest.raises(InvalidJob, match="Task tests.jobs.tasks.add cannot be called"):
+        tasks.add.enqueue(1, 2, 3)
+    assert get_queue("default").stats()["queued"] == 0
 
 
 def test_plain_call_runs_in_process():
@@ -256,26 +271,27 @@ def test_max_jobs_is_exact_while_the_claim_loop_and_the_reporter_both_claim():
         worker = Worker(["default"], concurrency=8, max_jobs=20, jam_guard=False)
         worker.run()
         stats = queue.stats()
-        assert worker._claimed == 20
+        assert worker.state.claimed == 20
         assert stats["processing"] == 0  # each claimed run was reported (or handed back)
 
 
 def test_a_queue_whose_node_is_away_does_not_stop_the_others(monkeypatch):
     """On a Redis Cluster: a finished run that cannot be reported gives its slot back."""
     away = threading.Event()
-    real_run = Queue._run
+    real_call = QueueStore.call
 
-    def run(self, script, *args, **kwargs):
+    def call(self, script, *args, **kwargs):
         if self.name == "crashy" and away.is_set():
             raise RedisUnavailable("crashy's node is away (simulated)")
-        return real_run(self, script, *args, **kwargs)
+        return real_call(self, script, *args, **kwargs)
 
-    monkeypatch.setattr(Queue, "_run", run)
+    monkeypatch.setattr(QueueStore, "call", call)
     tasks.crashy.enqueue("stuck", 0.3)
     for i in range(400):
         tasks.record.enqueue(f"k{i}", 0.002)
     worker = Worker(["default", "crashy"], concurrency=2, jam_guard=False)
-    worker._outages = wake.Outages()  # as when the queues live on several cluster nodes
+    # as when the queues live on several cluster nodes
+    worker.claimer.outages = worker.keeper.outages = Outages()
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
@@ -294,7 +310,7 @@ def test_a_queue_whose_node_is_away_does_not_stop_the_others(monkeypatch):
 
 def test_an_executor_error_outside_the_job_fails_the_run_and_frees_its_slot(monkeypatch):
     """A pool that cannot start a child must not leave the run held and its slot taken."""
-    from django_convoy import worker as worker_module
+    from django_convoy.worker import executors as worker_module
 
     real_execute = worker_module.execute
     calls = []
@@ -329,8 +345,8 @@ def test_runs_a_lost_reply_claimed_are_queued_again_at_once_not_a_lease_later(mo
 
     def losing_its_reply(self, runs, max_jobs, worker_id, **options):
         acks, batch = real(self, runs, max_jobs, worker_id, **options)
-        if not lost and batch.jobs:
-            lost.extend(job.id for job in batch.jobs)
+        if not lost and batch.runs:
+            lost.extend(job.id for job in batch.runs)
             raise RedisUnavailable("the reply was lost (simulated)")
         return acks, batch
 
@@ -384,3 +400,33 @@ def test_convoys_client_never_sends_a_command_twice(monkeypatch, settings, sourc
     with pytest.raises(redis.ConnectionError):
         client.blpop(["nothing"], timeout=0.01)
     assert len(reads) == 1
+
+
+def test_a_worker_thread_that_dies_stops_the_worker_instead_of_heartbeating(
+    monkeypatch, redis_client
+):
+    """A reporter that died used to leave a worker that sent heartbeats and acked nothing:
+    any part's unexpected death now stops the whole worker, which says why and deregisters."""
+    from django_convoy.worker import WorkerCrashed
+    from django_convoy.worker.reporter import Reporter
+
+    def broken(self, batch):
+        raise RuntimeError("a bug in the reporter")
+
+    monkeypatch.setattr(Reporter, "report", broken)
+    tasks.record.enqueue("x", 0)
+    worker = Worker(["default"], jam_guard=False)
+    crashed = []
+
+    def run():
+        try:
+            worker.run()
+        except WorkerCrashed as exc:
+            crashed.append(str(exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert crashed and "convoy-reporter died: RuntimeError('a bug in the reporter')" in crashed[0]
+    assert redis_client.zcard(workers_registry_key("convoytest")) == 0

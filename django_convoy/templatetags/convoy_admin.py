@@ -8,7 +8,7 @@ from django import template
 from django.utils import formats, timezone
 from django.utils.html import format_html
 
-from .. import display
+from ..dashboard import display
 
 register = template.Library()
 

@@ -20,8 +20,9 @@ import pytest
 
 from django_convoy import current_job, decorators, get_queue
 from django_convoy.queue import Queue
-from django_convoy.redis_cluster import LocalCluster, LocalSentinelGroup, key_slot, wait_for
-from django_convoy.redis_server import RedisServer
+from django_convoy.testing.cluster import LocalCluster, key_slot
+from django_convoy.testing.sentinel import LocalSentinelGroup
+from django_convoy.testing.servers import RedisServer, wait_for
 
 PREFIX = "ct"
 SHARDS = 3  # LocalCluster gives primary n the slots [n * 5461, (n + 1) * 5461)

@@ -12,7 +12,8 @@ import pytest
 
 from django_convoy import RedisUnavailable
 from django_convoy.exceptions import NotReplicated
-from django_convoy.redis_cluster import key_slot, kill, wait_for
+from django_convoy.testing.cluster import key_slot
+from django_convoy.testing.servers import kill, wait_for
 from tests.helpers import ThreadedWorker
 
 

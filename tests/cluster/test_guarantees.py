@@ -7,8 +7,8 @@ import time
 from django.conf import settings
 
 from django_convoy import connection
-from django_convoy.cluster import is_cluster
-from django_convoy.stats import get_statistics
+from django_convoy.connection.cluster import is_cluster
+from django_convoy.dashboard.statistics import get_statistics
 from tests.cluster.producers import add_many
 from tests.helpers import ThreadedWorker, wait_until
 
@@ -24,7 +24,7 @@ def test_every_key_of_a_queue_is_on_its_primary(cluster_world):
         q = cluster_world.queue(name)
         q.add_job("a")
         q.add_job("b", delay=60)
-        (run,) = q.claim(1, "w").jobs
+        (run,) = q.claim(1, "w").runs
         q.fail(run, {"type": "E", "message": "m"}, final=True)
         with cluster_world.primary_of(name).client() as node:
             keys = node.keys("*")
@@ -62,8 +62,8 @@ def test_single_delegation_with_fencing_and_release(world):
     for name in world.queues:
         q = world.queue(name)
         q.add_job("a")
-        (run,) = q.claim(5, "w1").jobs
-        assert q.claim(5, "w2").jobs == []
+        (run,) = q.claim(5, "w1").runs
+        assert q.claim(5, "w2").runs == []
         assert q.add_job("a").state == "processing"
         assert q.ack([("a", "999999")]) == [0]
         assert q.renew([("a", "999999")]) == [0]
@@ -75,7 +75,7 @@ def test_single_delegation_with_fencing_and_release(world):
 def test_jam_guard_recovers_each_jammed_job_exactly_once(world):
     for name in world.queues:
         world.queue(name).add_jobs([f"j{n}" for n in range(20)])
-        assert len(world.queue(name).claim(20, "dead-worker").jobs) == 20
+        assert len(world.queue(name).claim(20, "dead-worker").runs) == 20
     time.sleep(1.1)  # LEASE 1 s
     recovered, start = [], threading.Barrier(6)
 
@@ -97,7 +97,7 @@ def test_rerun_adds_during_a_run_coalesce_into_one_rerun(world):
     for name in world.queues:
         q = world.queue(name)
         q.add_job("a", payload=0)
-        (run,) = q.claim(1, "w").jobs
+        (run,) = q.claim(1, "w").runs
         for n in range(1, 6):
             assert q.add_job("a", payload=n, if_processing="rerun").state == "processing"
         assert q.ack([("a", run.token)]) == [2]
@@ -112,7 +112,7 @@ def test_pause_and_resume_run_on_the_queues_slot(world):
         q.add_job("a")
         assert q.claim(1, "w").paused
         q.resume()
-        assert [job.id for job in q.claim(1, "w").jobs] == ["a"]
+        assert [job.id for job in q.claim(1, "w").runs] == ["a"]
 
 
 def test_a_worker_serves_queues_on_every_primary_and_times_out_overlong_runs(world):
@@ -128,7 +128,7 @@ def test_a_worker_serves_queues_on_every_primary_and_times_out_overlong_runs(wor
             ),
             timeout=20,
         )
-        assert (worker._waiters is not None) == is_cluster(connection.get_client())
+        assert (worker.claimer.waiters is not None) == is_cluster(connection.get_client())
     for name in world.queues:
         slow = world.queue(name).get_job("slow")
         assert (slow.state, slow.last_error["reason"]) == ("failed", "timeout")

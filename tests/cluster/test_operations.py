@@ -10,8 +10,8 @@ import pytest
 
 from django_convoy import connection
 from django_convoy.checks import check_redis_eviction, check_replication
-from django_convoy.cluster import data_nodes
-from django_convoy.stats import get_statistics
+from django_convoy.connection.cluster import data_nodes
+from django_convoy.dashboard.statistics import get_statistics
 from tests.admin_helpers import OVERVIEW, job_url, queue_url
 from tests.helpers import ThreadedWorker, wait_until
 
@@ -73,7 +73,7 @@ def test_scripts_a_node_forgot_are_loaded_again(world):
     with data_nodes(connection.get_client()) as nodes:
         for _, _, node in nodes:
             node.script_flush()
-    assert all(len(world.queue(name).claim(5, "w").jobs) == 1 for name in world.queues)
+    assert all(len(world.queue(name).claim(5, "w").runs) == 1 for name in world.queues)
 
 
 def test_a_busy_worker_leaves_wake_ups_to_an_idle_one(world):
@@ -108,7 +108,7 @@ def test_django_redis_sentinel_cache_is_a_connection(sentinel_world, settings):
     settings.CONVOY = {**convoy, "CONNECTION": "default"}
     queue = world.queue(world.queues[0])
     assert queue.add_job("a").added
-    assert [job.id for job in queue.claim(1, "w").jobs] == ["a"]
+    assert [job.id for job in queue.claim(1, "w").runs] == ["a"]
     assert f"Sentinel service '{world.servers.service}'" in connection.endpoint(queue.client)
 
 

@@ -13,8 +13,8 @@ from redis.exceptions import ClusterDownError, TryAgainError
 from django_convoy import RedisUnavailable, connection, get_queue
 from django_convoy.conf import KEY_PREFIX, QUEUE_NAME, find_problems, get_config
 from django_convoy.exceptions import NotReplicated
-from django_convoy.keys import error_log_key, queue_keys, task_result_key
-from django_convoy.redis_cluster import key_slot
+from django_convoy.store.keys import error_log_key, queue_keys, task_result_key
+from django_convoy.testing.cluster import key_slot
 from django_convoy.topology import Topology, parse_url, topology_from_settings
 
 QUEUES = {"QUEUES": {"default": {}}}
@@ -183,7 +183,7 @@ def test_wait_replicas_without_replicas_refuses_adds_and_warns_on_worker_writes(
         queue.add_job("a")
     assert queue.get_job("a").state == "queued"  # the primary has it
     with caplog.at_level(logging.WARNING, logger="django_convoy"):
-        (run,) = queue.claim(1, "w").jobs  # a worker's write: warned, not refused
+        (run,) = queue.claim(1, "w").runs  # a worker's write: warned, not refused
         assert queue.ack([(run.id, run.token)]) == [1]
     assert caplog.text.count("only 0 of 1 replicas confirmed") == 2
     assert queue.stats()["processed_total"] == 1  # reads do not wait
@@ -200,14 +200,15 @@ def test_wait_is_sent_on_the_writes_connection(settings, redis_client):
 
 
 def test_reporter_retries_only_what_it_could_not_report(monkeypatch):
-    from django_convoy.worker import Outcome, Run, Worker
+    from django_convoy.worker import Worker
+    from django_convoy.worker.state import ActiveRun, Outcome
 
     worker = Worker(["default", "monsterTrucks"])
     runs = {}
     for name in ("default", "monsterTrucks"):
         get_queue(name).add_job("a")
-        (runs[name],) = get_queue(name).claim(1, worker.id).jobs
-    batch = [Outcome(Run(job), None, None, 0.01) for job in runs.values()]
+        (runs[name],) = get_queue(name).claim(1, worker.id).runs
+    batch = [Outcome(ActiveRun(run), None, None, 0.01) for run in runs.values()]
     trucks = worker.queues["monsterTrucks"]
 
     def away(*args, **kwargs):
@@ -217,9 +218,9 @@ def test_reporter_retries_only_what_it_could_not_report(monkeypatch):
         patched.setattr(trucks, "ack", away)
         patched.setattr(trucks, "ack_and_claim", away)
         with pytest.raises(RedisUnavailable):
-            worker._report(batch)
-    assert [o.run.job.queue for o in batch] == ["monsterTrucks"]  # default's ack went through
-    worker._report(batch)
+            worker.reporter.report(batch)
+    assert [o.active.run.queue for o in batch] == ["monsterTrucks"]  # default's ack went through
+    worker.reporter.report(batch)
     assert worker.processed == 2  # each acked once: no refused second ack
     assert batch == []
 
@@ -228,10 +229,10 @@ def test_deregistering_needs_no_transaction(redis_client):
     from django_convoy.worker import Worker
 
     worker = Worker(["default"])
-    worker._heartbeat({})
+    worker.keeper._heartbeat({})
     assert redis_client.zcard("convoytest:{workers}:registry") == 1
     redis_client.config_resetstat()
-    worker._deregister()
+    worker.keeper.deregister()
     assert redis_client.zcard("convoytest:{workers}:registry") == 0
     assert "cmdstat_multi" not in redis_client.info("commandstats")
 
@@ -247,7 +248,7 @@ def test_resume_is_one_script(redis_client):
 
 
 def test_a_plain_server_is_its_own_only_data_node(redis_client):
-    from django_convoy.cluster import data_nodes
+    from django_convoy.connection.cluster import data_nodes
 
     with data_nodes(connection.get_client()) as nodes:
         ((name, role, node),) = nodes
@@ -256,7 +257,7 @@ def test_a_plain_server_is_its_own_only_data_node(redis_client):
 
 
 def test_unix_socket_url_still_works(tmp_path, settings):
-    from django_convoy.redis_server import RedisServer
+    from django_convoy.testing.servers import RedisServer
 
     server = RedisServer(unix_socket=tmp_path / "r.sock").start()
     try:

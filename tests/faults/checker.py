@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 
-from django_convoy.keys import QueueKeys
+from django_convoy.store.keys import QueueKeys
 
 from .journal import RunRecord
 

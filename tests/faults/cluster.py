@@ -24,7 +24,7 @@ import redis
 from django.conf import settings
 
 from django_convoy.queue import Queue
-from django_convoy.redis_server import RedisServer
+from django_convoy.testing.servers import RedisServer
 
 from . import journal
 from .journal import RunRecord

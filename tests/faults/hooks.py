@@ -59,18 +59,7 @@ def parse_plan(plan: str) -> tuple[str, int, str, str]:
 
 def _install_plan(plan: str) -> None:
     target, nth, when, action = parse_plan(plan)
-    from django_convoy import scripts
-
-    # Name every Script a Scripts registry creates after the attribute it is stored under.
-    original_init = scripts.Scripts.__init__
-
-    def named_init(self: Any, client: Any) -> None:
-        original_init(self, client)
-        for name, value in vars(self).items():
-            if isinstance(value, Script):
-                value.convoy_name = name
-
-    scripts.Scripts.__init__ = named_init
+    # Every Script convoy registers knows its name (store/scripts.py).
     lock = threading.Lock()
     calls = [0]
     original_call = Script.__call__

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django_convoy.keys import workers_registry_key
 from django_convoy.queue import Queue
+from django_convoy.store.keys import workers_registry_key
 
 from . import checker
 from .cluster import Processes

@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import time
 
-from django_convoy.keys import workers_registry_key
+from django_convoy.store.keys import workers_registry_key
 
 from . import checker
 from .cluster import PREFIX, Cluster

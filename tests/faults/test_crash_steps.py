@@ -54,7 +54,7 @@ class Case:
         return self.action == "kill" or self.step == "handback"
 
 
-STEPS = ("claim", "renew", "ack_claim", "fail", "jamguard", "handback")
+STEPS = ("claim", "renew", "ack_claim", "fail", "jam_guard", "handback")
 CASES = [Case("run")] + [
     Case(step, when, action)
     for step in STEPS
@@ -85,7 +85,7 @@ def run_all(cluster: Cluster) -> dict[Case, Result]:
     for case, name in queues.items():
         queue = cluster.queue(name)
         queue.add_job(f"job-{case.name}", case.payload(cluster.root / "release"))
-        if case.step == "jamguard":  # a run whose worker is gone: a ghost's, past its lease
+        if case.step == "jam_guard":  # a run whose worker is gone: a ghost's, past its lease
             queue.claim(1, "ghost-worker")
             queue.client.zadd(queue.keys.processing, {f"job-{case.name}": 1}, xx=True)
     first = {

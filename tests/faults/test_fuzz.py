@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_convoy.exceptions import ConvoyError
-from django_convoy.keys import workers_registry_key
 from django_convoy.queue import Queue
-from django_convoy.redis_server import RedisServer
+from django_convoy.store.keys import workers_registry_key
+from django_convoy.testing.servers import RedisServer
 
 from . import checker
 from .cluster import PREFIX, Cluster, in_parallel, outcome
@@ -55,7 +55,7 @@ def round_trip(queue: Queue, job_id, payload) -> None:
     expected = json.loads(json.dumps(payload))  # what JSON keeps of it (tuples become lists)
     job = queue.get_job(job_id)
     assert (job.id, job.state, job.payload) == (result.id, "queued", expected)
-    (run,) = queue.claim(10, "fuzz-worker").jobs
+    (run,) = queue.claim(10, "fuzz-worker").runs
     assert (run.id, json.loads(run.body)) == (result.id, {"payload": expected})
     assert queue.ack([(run.id, run.token)]) == [1]
     assert queue.get_job(job_id) is None

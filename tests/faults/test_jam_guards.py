@@ -18,7 +18,7 @@ def test_four_jam_guards_recover_200_jammed_jobs_exactly_once(cluster: Cluster):
     queue = cluster.queue("faults")
     ids = [f"jammed-{i}" for i in range(JOBS)]
     queue.add_jobs(ids)
-    assert len(queue.claim(JOBS, "ghost-worker").jobs) == JOBS
+    assert len(queue.claim(JOBS, "ghost-worker").runs) == JOBS
     guards = [cluster.jamguard("faults", name=f"jamguard{k}", interval=0.05) for k in range(GUARDS)]
     # Each guard has connected (it polls): then every lease ends at once.
     cluster.wait_for(

@@ -32,10 +32,10 @@ from hypothesis.stateful import (
 
 from django_convoy.conf import QueueConfig
 from django_convoy.exceptions import JobNotFound
-from django_convoy.job import ClaimedJob
-from django_convoy.keys import inbox_key
 from django_convoy.queue import Queue
-from django_convoy.redis_server import RedisServer
+from django_convoy.store import Run as StoreRun
+from django_convoy.store.keys import inbox_key
+from django_convoy.testing.servers import RedisServer
 
 from . import checker
 
@@ -188,12 +188,12 @@ class QueueModel(RuleBasedStateMachine):
         batch = self.queue.claim(n, "model-worker", wait_ms=60_000 if wait else 0)
         room = n - len(handed)
         popped = waiting[: max(0, room)]
-        assert [job.id for job in batch.jobs] == handed + popped
+        assert [job.id for job in batch.runs] == handed + popped
         room -= len(popped)  # > 0: the queue ran dry with slots to spare
         self.slots = room if wait and room > 0 else 0
         assert batch.waiting == bool(self.slots)
         claimed = []
-        for job in batch.jobs:
+        for job in batch.runs:
             entry = self.entries[job.id]
             if job.id not in handed:
                 entry.attempts += 1
@@ -217,7 +217,7 @@ class QueueModel(RuleBasedStateMachine):
 
     @rule(run=runs, final=st.booleans())
     def fail(self, run, final):
-        job = ClaimedJob(CONFIG.name, run.id, "", run.attempt, run.token)
+        job = StoreRun(CONFIG.name, run.id, "", run.attempt, run.token)
         error = {"type": "ModelError", "message": "model", "traceback": ""}
         verdict = self.queue.fail(job, error, final=final)
         if not self._owns(run):

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from django_convoy.keys import workers_registry_key
+from django_convoy.store.keys import workers_registry_key
 
 from . import checker
 from .cluster import PREFIX, Cluster

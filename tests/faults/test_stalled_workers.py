@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from django_convoy.keys import workers_registry_key
+from django_convoy.store.keys import workers_registry_key
 
 from . import checker
 from .cluster import PREFIX, Cluster, in_parallel, outcome

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_convoy.conf import get_config
 from django_convoy.exceptions import ConvoyError, RedisUnavailable
-from django_convoy.worker import Backoff, Worker
+from django_convoy.worker import Backoff, Worker, WorkerCrashed
 
 
 class Command(BaseCommand):
@@ -79,8 +79,12 @@ class Command(BaseCommand):
         if worker is None:
             return
         started.append(worker)
-        if not stopped.is_set():
+        if stopped.is_set():
+            return
+        try:
             worker.run()
+        except WorkerCrashed as exc:  # logged with its traceback; exit non-zero for a supervisor
+            raise CommandError(str(exc)) from exc
 
     def _create_worker(
         self, queues: list[str], options: dict[str, Any], stopped: threading.Event

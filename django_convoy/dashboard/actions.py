@@ -1,0 +1,153 @@
+"""What staff can do to a queue or a job from the admin, each through ``ConvoyQueue``'s API.
+
+Each action says what it did in one sentence, which is both the message the user sees and the
+change message of its admin log entry. An action that finds its job no longer in the state it
+needs (it finished, or someone else acted first) raises ``JobNotFound`` and changes nothing.
+Destructive actions carry the question their confirmation page asks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..exceptions import JobNotFound
+from ..queue import ConvoyQueue
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action did, and which listing of the queue to show next ("" for the job page)."""
+
+    message: str
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class QueueAction:
+    """An action on a whole queue."""
+
+    name: str
+    label: str
+    run: Callable[[ConvoyQueue], Done]
+    # Asked before acting, formatted with the queue's name and stats(); "" acts at once.
+    question: str = ""
+
+
+@dataclass(frozen=True)
+class JobAction:
+    """An action on one job, offered while the job is in one of ``states``."""
+
+    name: str
+    label: str
+    run: Callable[[ConvoyQueue, str], Done]
+    states: tuple[str, ...]
+    # Asked before acting, formatted with the queue's name and the job's id and state.
+    question: str = ""
+
+
+def _pause(queue: ConvoyQueue) -> Done:
+    queue.pause()
+    return Done(f"Paused queue {queue.name}: workers stop claiming from it; adds still queue.")
+
+
+def _resume(queue: ConvoyQueue) -> Done:
+    queue.resume()
+    return Done(f"Resumed queue {queue.name}: workers claim from it again.")
+
+
+def _jam_guard(queue: ConvoyQueue) -> Done:
+    recovered = queue.jam_guard()
+    if not recovered:
+        return Done(f"Ran the jam guard on queue {queue.name}: no job was jammed.", "jammed")
+    actions = Counter(job.action for job in recovered)
+    summary = ", ".join(f"{count} {action}" for action, count in sorted(actions.items()))
+    return Done(
+        f"Ran the jam guard on queue {queue.name}: recovered {len(recovered)} jammed "
+        f"job{'s' if len(recovered) != 1 else ''} ({summary}).",
+        "jammed",
+    )
+
+
+def _requeue_all(queue: ConvoyQueue) -> Done:
+    count = len(queue.requeue_failed())
+    return Done(f"Requeued {count} failed job{'s' if count != 1 else ''} of queue {queue.name}.")
+
+
+def _purge(queue: ConvoyQueue) -> Done:
+    count = queue.purge()
+    return Done(
+        f"Purged queue {queue.name}: removed {count} waiting job{'s' if count != 1 else ''} "
+        "and released their ids."
+    )
+
+
+def _requeue(queue: ConvoyQueue, job_id: str) -> Done:
+    if not queue.requeue_failed([job_id]):
+        job = queue.get_job(job_id)
+        now = f"it is {job.state}" if job else "no job has that id"
+        raise JobNotFound(f"Job {job_id!r} of queue {queue.name!r} is not failed: {now}.")
+    return Done(f"Requeued failed job {job_id!r} of queue {queue.name} as a fresh run.")
+
+
+def _delete(queue: ConvoyQueue, job_id: str) -> Done:
+    state = queue.delete_job(job_id)
+    return Done(f"Deleted {state} job {job_id!r} of queue {queue.name}; its id is free.", state)
+
+
+def _release(queue: ConvoyQueue, job_id: str) -> Done:
+    queue.release_jammed(job_id)
+    return Done(
+        f"Released jammed job {job_id!r} of queue {queue.name}: dropped, its id is free.", "jammed"
+    )
+
+
+QUEUE_ACTIONS = {
+    action.name: action
+    for action in (
+        QueueAction("pause", "Pause", _pause),
+        QueueAction("resume", "Resume", _resume),
+        QueueAction("jam-guard", "Recover jammed jobs now", _jam_guard),
+        QueueAction(
+            "requeue-failed",
+            "Requeue all failed",
+            _requeue_all,
+            "Queue all {failed} failed jobs of queue {name} again, each as a fresh run?",
+        ),
+        QueueAction(
+            "purge",
+            "Purge",
+            _purge,
+            "Remove every waiting job of queue {name} ({queued} queued, {scheduled} scheduled) "
+            "and release their ids? Jobs being processed and failed jobs stay.",
+        ),
+    )
+}
+JOB_ACTIONS = {
+    action.name: action
+    for action in (
+        JobAction("requeue", "Requeue", _requeue, ("failed",)),
+        JobAction(
+            "delete",
+            "Delete",
+            _delete,
+            ("queued", "scheduled", "failed"),
+            "Delete the {state} job {id} of queue {name}? It will not run, and its id is free "
+            "to be added again.",
+        ),
+        JobAction(
+            "release",
+            "Release id",
+            _release,
+            ("jammed",),
+            "Drop the jammed job {id} of queue {name} and release its id? The jam guard would "
+            "otherwise queue it again; after this it runs only if it is added again.",
+        ),
+    )
+}
+
+
+def job_actions_for(state: str) -> list[JobAction]:
+    """Return the actions offered for a job in ``state``."""
+    return [action for action in JOB_ACTIONS.values() if state in action.states]

@@ -1,0 +1,165 @@
+"""What is going on in convoy right now: one function feeding the dashboard, its JSON and any CLI.
+
+``get_statistics()`` reads every configured queue's counts, totals and last hour of throughput,
+and the workers registry, in a few pipelined round trips whatever the number of jobs: counts
+come from the sorted sets' cardinalities, never from listing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from .. import connection
+from ..conf import get_config
+from ..queue import get_queue
+from ..store import WorkerRecord, from_ms, worker_alive
+from ..store.replies import COUNTS
+
+THROUGHPUT_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One queue's counts and totals, and its outcomes per minute over the last hour."""
+
+    name: str
+    paused: bool
+    queued: int
+    processing: int
+    jammed: int
+    scheduled: int
+    failed: int
+    processed_total: int
+    failed_total: int
+    processed_per_minute: list[int]  # oldest minute first; the last is the current minute
+    failed_per_minute: list[int]
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """A worker in the registry, as its last heartbeat described it."""
+
+    id: str
+    alive: bool  # False: its heartbeats stopped (it died, or it was stopped without notice)
+    last_beat: datetime | None
+    heartbeat_age: float  # seconds since its last heartbeat, by the Redis clock
+    host: str
+    pid: int | None
+    queues: list[str]
+    concurrency: dict[str, int]
+    processed: int
+    failed: int
+    stopping: bool
+    current: list[dict[str, Any]]  # {"queue", "id", "attempt", "running_for"} per running job
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Every configured queue and every registered worker, read at one moment."""
+
+    now: datetime
+    queues: list[QueueStats]
+    workers: list[WorkerStats]
+
+    @property
+    def paused_queues(self) -> list[str]:
+        """Names of the queues whose workers are told not to claim."""
+        return [queue.name for queue in self.queues if queue.paused]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the statistics as JSON-ready data (times as ISO 8601 strings)."""
+        data = asdict(self)
+        data["now"] = self.now.isoformat()
+        for worker in data["workers"]:
+            worker["last_beat"] = worker["last_beat"] and worker["last_beat"].isoformat()
+        return data
+
+
+def get_statistics() -> Statistics:
+    """Read the state of every configured queue and of the workers serving them."""
+    config = get_config()
+    queues = [get_queue(name) for name in config.queues]
+    client = connection.get_client()
+    with connection.reporting_unavailable(client):
+        pipe = client.pipeline(transaction=False)
+        pipe.time()
+        decoders = []
+        for queue in queues:
+            decoders.append(queue.store.pipelined(pipe, "stats", []))
+            pipe.hgetall(queue.keys.throughput)
+        fleet = queues[0].store.fleet
+        fleet.queue_registry_read(pipe)
+        (seconds, micros), *replies, registry = pipe.execute()
+    now_ms = seconds * 1000 + micros // 1000
+    minute = now_ms // 60000
+    queue_stats = [
+        _queue_stats(queue.name, decode(counts), throughput, minute)
+        for queue, decode, counts, throughput in zip(
+            queues, decoders, replies[::2], replies[1::2], strict=True
+        )
+    ]
+    workers = [_worker_stats(record, now_ms) for record in fleet.records(registry)]
+    # The living by id (rows stay put as the page refreshes), then the gone, latest seen first.
+    workers.sort(key=lambda w: (not w.alive, 0 if w.alive else w.heartbeat_age, w.id))
+    return Statistics(from_ms(now_ms), queue_stats, workers)
+
+
+def paused_queues() -> list[str]:
+    """Return the names of the paused queues (one round trip; for pages that need only that)."""
+    queues = [get_queue(name) for name in get_config().queues]
+    client = connection.get_client()
+    with connection.reporting_unavailable(client):
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.exists(queue.keys.paused)
+        return [queue.name for queue, paused in zip(queues, pipe.execute(), strict=True) if paused]
+
+
+def _queue_stats(
+    name: str, counts: dict[str, Any], throughput: dict[str, str], minute: int
+) -> QueueStats:
+    first = minute - THROUGHPUT_MINUTES + 1
+    series = {"processed": [0] * THROUGHPUT_MINUTES, "failed": [0] * THROUGHPUT_MINUTES}
+    for field, count in throughput.items():
+        outcome, _, at = field.partition(":")
+        if outcome in series and at.isdigit() and first <= int(at) <= minute:
+            series[outcome][int(at) - first] = int(count)
+    return QueueStats(
+        name,
+        counts["paused"],
+        *(counts[key] for key in COUNTS),
+        processed_per_minute=series["processed"],
+        failed_per_minute=series["failed"],
+    )
+
+
+def _worker_stats(record: WorkerRecord, now_ms: int) -> WorkerStats:
+    info = record.info
+    # The worker's record lives as long as its registry entry (an hour); whether it is gone is
+    # read from its beat, by the rule the jam guard uses too.
+    beat = record.beat_ms
+    last_beat = int(beat) if beat and beat.isdigit() else record.registry_beat_ms
+    alive = worker_alive(now_ms, beat, record.every_ms)
+    return WorkerStats(
+        id=record.id,
+        alive=alive,
+        last_beat=from_ms(last_beat),
+        heartbeat_age=max(0, now_ms - last_beat) / 1000,
+        host=str(info.get("host", "")),
+        pid=info.get("pid") if isinstance(info.get("pid"), int) else None,
+        queues=[str(name) for name in info.get("queues", [])],
+        concurrency=dict(info.get("concurrency", {})),
+        processed=_int(info.get("processed")),
+        failed=_int(info.get("failed")),
+        stopping=bool(info.get("stopping")),
+        current=list(info.get("current", [])) if alive else [],
+    )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,62 @@
+"""The Redis key schema: the only place convoy builds key names.
+
+Every key of one queue carries the queue name as a Redis Cluster hash tag, so that each Lua
+script touches a single slot: ``convoy:{monsterTrucks}:queued``. The Lua prelude
+(``lua/_prelude.lua``) reads ``KEYS`` in the order of :class:`QueueKeys`' fields; keep both in step
+(``tests/test_store.py`` pins them together).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class QueueKeys(NamedTuple):
+    """The keys of one queue, in the order every script receives them as ``KEYS``."""
+
+    queued: str  # ZSET id -> (100 - priority) * 2**42 + sequence: ZPOPMIN is the next job
+    scheduled: str  # ZSET id -> due time, ms by the Redis clock
+    processing: str  # ZSET id -> lease deadline, ms by the Redis clock
+    failed: str  # ZSET id -> time of the final failure, ms
+    jobs: str  # HASH id -> "enqueued_ms|attempts|jams|priority|" + JSON {"task":, "payload":}
+    run: str  # HASH id -> "token|started_ms|worker_id" while a worker holds the job
+    rerun: str  # HASH id -> "priority|body" of the run to queue when the current one ends
+    errors: str  # HASH id -> JSON of the job's last error
+    seq: str  # STRING counter: FIFO order among equal priorities, and fencing tokens
+    wake: str  # LIST of wake-up tokens that idle workers block on
+    paused: str  # STRING present while the queue is paused
+    stats: str  # HASH processed / failed totals; born: when the queue was first used
+    throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
+    idle: str  # ZSET "lease_ms|worker_id" -> deadline_ms * 1000 + free slots: waits for jobs
+
+
+def inbox_key(keys: QueueKeys, worker_id: str) -> str:
+    """Return the LIST of runs handed to ``worker_id`` while it waited (``idle``): beside the
+    queue's other keys, so in their hash slot. Lua builds the same name (``inbox_of``)."""
+    return keys.idle.removesuffix("idle") + f"inbox:{worker_id}"
+
+
+def queue_keys(prefix: str, queue: str) -> QueueKeys:
+    """Return the keys of ``queue`` under ``prefix``."""
+    base = f"{prefix}:{{{queue}}}:"
+    return QueueKeys(*(base + field for field in QueueKeys._fields))
+
+
+def task_result_key(prefix: str, queue: str, result_id: str) -> str:
+    """Return the HASH of one run's result of a Django task (``backends/results.py``)."""
+    return f"{prefix}:{{{queue}}}:taskresult:{result_id}"
+
+
+def error_log_key(prefix: str, queue: str, day: str) -> str:
+    """Return the key of the per-day error log (a capped LIST with a TTL) of ``queue``."""
+    return f"{prefix}:{{{queue}}}:errorlog:{day}"
+
+
+def workers_registry_key(prefix: str) -> str:
+    """Return the ZSET of worker ids scored by their last heartbeat (ms, Redis clock)."""
+    return f"{prefix}:{{workers}}:registry"
+
+
+def worker_key(prefix: str, worker_id: str) -> str:
+    """Return the HASH describing one worker; it expires when heartbeats stop."""
+    return f"{prefix}:{{workers}}:{worker_id}"

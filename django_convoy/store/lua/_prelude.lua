@@ -1,0 +1,459 @@
+-- Prelude shared by every convoy script (scripts.py prepends it to each one).
+--
+-- KEYS, for every script: the keys of ONE queue, all under one hash tag, in the order of
+-- django_convoy.keys.QueueKeys:
+--   1 queued      ZSET id -> (100 - priority) * 2^42 + seq    (ZPOPMIN = next job)
+--   2 scheduled   ZSET id -> due time (ms, Redis clock)
+--   3 processing  ZSET id -> lease deadline (ms); deadline < now means jammed
+--   4 failed      ZSET id -> final failure time (ms)
+--   5 jobs        HASH id -> "enqueued_ms|attempts|jams|priority|" .. JSON body (opaque here)
+--   6 run         HASH id -> "token|started_ms|worker"   (present only while held)
+--   7 rerun       HASH id -> "priority|body" of a rerun requested while processing
+--   8 errors      HASH id -> JSON of the last error
+--   9 seq         STRING counter: FIFO sequence and fencing tokens
+--  10 wake        LIST wake-up tokens for idle workers (kept at <= 1 element)
+--  11 paused      STRING present while the queue is paused
+--  12 stats       HASH processed / failed totals; born: when the queue was first used
+--  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
+--  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
+--                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
+--  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
+--                 result HASH of a Django task's run (task_*)
+-- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
+-- learns from idle; it shares the hash tag, so it lives in this queue's slot.
+--
+-- A job id lives in exactly one of queued, scheduled, processing, failed, or none of them
+-- (released). Its jobs record exists exactly while it is in one of those four. The counters
+-- share the record with the body so that a queued job costs two entries, not three.
+local K = {
+  queued = KEYS[1], scheduled = KEYS[2], processing = KEYS[3], failed = KEYS[4],
+  jobs = KEYS[5], run = KEYS[6], rerun = KEYS[7], errors = KEYS[8], seq = KEYS[9],
+  wake = KEYS[10], paused = KEYS[11], stats = KEYS[12], throughput = KEYS[13], idle = KEYS[14],
+}
+local EXTRA_KEY = KEYS[15]
+local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
+
+-- Redis does not roll back a script that fails half-way, so a key that holds garbage (written
+-- by hand?) must stop a script before its first write, not in the middle of one. Every script
+-- that writes after a step it cannot undo (a ZPOPMIN, a ZREM) calls this first; read-only
+-- scripts and those whose only writes follow a check of the same key skip its cost.
+-- Every key a script may write, and its type; EXTRA_KEY is checked when the script has one.
+local KEY_TYPES = {
+  {'queued', 'zset'}, {'scheduled', 'zset'}, {'processing', 'zset'}, {'failed', 'zset'},
+  {'jobs', 'hash'}, {'run', 'hash'}, {'rerun', 'hash'}, {'errors', 'hash'}, {'wake', 'list'},
+  {'stats', 'hash'}, {'throughput', 'hash'}, {'idle', 'zset'},
+}
+
+local function refuse_wrong_type(key, wanted)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= wanted then
+    error('convoy: ' .. key .. ' is a ' .. found .. ', not a ' .. wanted)
+  end
+end
+
+-- extra_type: the type EXTRA_KEY must have, if the script writes it (the error log: 'list').
+local function refuse_corrupt_keys(extra_type)
+  local seq = redis.call('GET', K.seq)
+  if seq and not string.match(seq, '^%d+$') then -- INCRBY would refuse it half-way
+    error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a counter')
+  end
+  for _, entry in ipairs(KEY_TYPES) do
+    refuse_wrong_type(K[entry[1]], entry[2])
+  end
+  if extra_type and EXTRA_KEY then
+    refuse_wrong_type(EXTRA_KEY, extra_type)
+  end
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Lua would print large numbers in exponent notation; Redis needs every digit.
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+-- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
+-- an empty body, and a record without the counters (mangled by hand) as all body: either way
+-- the worker fails its unreadable body instead of the queue stopping.
+local function read_job(id)
+  local raw = redis.call('HGET', K.jobs, id) or ''
+  local _, stop, e, a, j, p = string.find(raw, '^(%d+)|(%d+)|(%d+)|(-?%d+)|')
+  if not stop then
+    return {enqueued = 0, attempts = 0, jams = 0, priority = 0, body = raw}
+  end
+  return {
+    enqueued = tonumber(e), attempts = tonumber(a), jams = tonumber(j),
+    priority = tonumber(p), body = string.sub(raw, stop + 1),
+  }
+end
+
+-- "enqueued_ms|attempts|jams|priority": the record's head, as inspect and browse return it.
+local function counters_of(m)
+  return int(m.enqueued) .. '|' .. m.attempts .. '|' .. m.jams .. '|' .. m.priority
+end
+
+local function write_job(id, m)
+  redis.call('HSET', K.jobs, id, counters_of(m) .. '|' .. m.body)
+end
+
+-- Just the priority, without copying the body out of Redis.
+local function priority_of(id)
+  local raw = redis.call('HGET', K.jobs, id)
+  return tonumber(raw and string.match(raw, '^%d+|%d+|%d+|(-?%d+)|')) or 0
+end
+
+local function wake_one()
+  if redis.call('LLEN', K.wake) == 0 then
+    redis.call('RPUSH', K.wake, '1')
+  end
+end
+
+-- seq: a sequence number the caller took already (add takes a block per call), else the next.
+local function push_queued(id, priority, seq)
+  seq = seq or redis.call('INCR', K.seq)
+  redis.call('ZADD', K.queued, int((100 - priority) * PRIORITY_STEP + seq), id)
+end
+
+-- The token of the run holding id, or nil.
+local function run_token(id)
+  local run = redis.call('HGET', K.run, id)
+  if run then
+    return string.match(run, '^(%d+)|')
+  end
+  return nil
+end
+
+local function owns(id, token)
+  return token ~= nil and run_token(id) == token
+    and redis.call('ZSCORE', K.processing, id) ~= false
+end
+
+local function stop_run(id)
+  redis.call('ZREM', K.processing, id)
+  redis.call('HDEL', K.run, id)
+end
+
+-- Forget a job whose life ended: its id is free to be queued again.
+local function release(id)
+  redis.call('HDEL', K.jobs, id)
+  redis.call('HDEL', K.errors, id)
+end
+
+-- A failed job queued again: its failed record and last error go.
+local function clear_failure(id)
+  redis.call('ZREM', K.failed, id)
+  redis.call('HDEL', K.errors, id)
+end
+
+-- A new run of id: replaces any failed record and last error of an earlier run. unheld: the
+-- caller saw id in no state, so by the schema it has neither.
+-- The record head of a fresh run, built once per (now, priority): an add of 1,000 jobs would
+-- otherwise format the same counters 1,000 times.
+local fresh_head = {now = nil, priority = nil, text = nil}
+local function start_fresh(id, body, priority, now, unheld)
+  if not unheld then clear_failure(id) end
+  if fresh_head.now ~= now or fresh_head.priority ~= priority then
+    fresh_head.now, fresh_head.priority = now, priority
+    fresh_head.text = counters_of({enqueued = now, attempts = 0, jams = 0, priority = priority})
+  end
+  redis.call('HSET', K.jobs, id, fresh_head.text .. '|' .. body)
+end
+
+-- Hand-off to a waiting worker. A worker whose claim found nothing, and which is about to block
+-- on its queues' wake lists, may ask to be handed the next jobs, as many as the claim could
+-- have taken (claim_jobs' idle_ms): an add that finds it claims its job for the worker, as a
+-- claim would, and pushes the run to its inbox, which the worker blocks on too. The job then
+-- starts after one round trip, the add's, instead of three (add, wake-up, claim). Each of the
+-- worker's claims takes its request back and makes a new one, atomically, so the request stands
+-- while the worker handles a handed run. It lapses at its deadline: a worker that died waiting
+-- is handed at most its free slots' worth of jobs, which the jam guard recovers.
+local IDLE_SLOTS = 1000 -- idle scores: deadline * IDLE_SLOTS + free slots (< IDLE_SLOTS)
+
+-- The worker's inbox: the LIST of runs handed to it (django_convoy.keys.inbox_key).
+local function inbox_of(worker)
+  return string.sub(K.idle, 1, -5) .. 'inbox:' .. worker
+end
+
+-- The request of the worker that asked last (its caches are the warmest) and its score, if it
+-- still stands, the queue is not paused and no job waits ahead; else nil. A request names the
+-- worker's lease: a handed run gets the lease its worker renews at, not the adder's.
+local function waiting_worker(now)
+  local newest = redis.call('ZREVRANGE', K.idle, 0, 0, 'WITHSCORES')
+  if #newest == 0 then return nil end
+  local score = tonumber(newest[2])
+  if not string.match(newest[1], '^%d+|.') then -- not a request (written by hand?): drop it
+    redis.call('ZREM', K.idle, newest[1])
+    return nil
+  end
+  if math.floor(score / IDLE_SLOTS) < now then -- the newest request lapsed, so every one did
+    redis.call('DEL', K.idle)
+    return nil
+  end
+  if redis.call('EXISTS', K.paused) == 1 or redis.call('ZCARD', K.queued) > 0 then
+    return nil
+  end
+  return newest[1], score
+end
+
+-- The idle member of a worker's request.
+local function request_of(worker, lease)
+  return int(lease) .. '|' .. worker
+end
+
+-- Ask for up to slots jobs until deadline (claim_jobs), sweeping the requests that lapsed.
+local function wait_for_jobs(request, deadline, slots, now)
+  redis.call('ZREMRANGEBYSCORE', K.idle, '-inf', '(' .. int(now * IDLE_SLOTS))
+  redis.call('ZADD', K.idle, int(deadline * IDLE_SLOTS + math.min(slots, IDLE_SLOTS - 1)), request)
+end
+
+-- Record a fresh run of id (attempt 1, fencing token token) for the request waiting_worker
+-- found, and push it to the worker's inbox as claim_jobs would return it; the request stands
+-- for one job fewer. unheld: as start_fresh's.
+local function hand_over(id, body, priority, now, token, request, score, unheld)
+  local lease, worker = string.match(request, '^(%d+)|(.*)$')
+  lease = tonumber(lease)
+  local inbox = inbox_of(worker)
+  refuse_wrong_type(inbox, 'list')
+  if not unheld then clear_failure(id) end
+  if score % IDLE_SLOTS > 1 then
+    redis.call('ZADD', K.idle, int(score - 1), request)
+  else
+    redis.call('ZREM', K.idle, request)
+  end
+  write_job(id, {enqueued = now, attempts = 1, jams = 0, priority = priority, body = body})
+  redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
+  redis.call('ZADD', K.processing, int(now + lease), id)
+  -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
+  -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
+  if redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)})) == 1 then
+    redis.call('PEXPIRE', inbox, lease)
+  end
+end
+
+local function state_of(id, now)
+  if redis.call('ZSCORE', K.queued, id) then return 'queued' end
+  local deadline = redis.call('ZSCORE', K.processing, id)
+  if deadline then
+    if tonumber(deadline) < now then return 'jammed' end
+    return 'processing'
+  end
+  if redis.call('ZSCORE', K.scheduled, id) then return 'scheduled' end
+  if redis.call('ZSCORE', K.failed, id) then return 'failed' end
+  return nil
+end
+
+-- By the schema an id without a record (the usual add) is in no state, which spares three of
+-- state_of's four lookups; running twice at once must not follow even from a record deleted
+-- by hand, so a processing entry is looked for all the same.
+local function state_of_new(id, now)
+  if redis.call('HEXISTS', K.jobs, id) == 1 then return state_of(id, now) end
+  local deadline = redis.call('ZSCORE', K.processing, id)
+  if deadline then return tonumber(deadline) < now and 'jammed' or 'processing' end
+  return nil
+end
+
+-- The add state machine, the one both adds run (add.lua, task_add.lua): add id unless it is
+-- live. ctx holds what the whole call shares: now, priority, due (ms, Redis clock; <= now:
+-- queue it now), if_processing, keep_rerun, and waiting / waiting_score, the request of a
+-- worker waiting to be handed a job (waiting_worker), which the first job queued now takes.
+-- seq: this job's sequence number, also its fencing token if it is handed over.
+-- A rerun asked for while one is pending: a plain job's newest body replaces the pending one's
+-- (its payload is the latest word); with keep_rerun (a Django task's run, whose result id a
+-- caller already holds) the pending run stands for every later request.
+-- Returns: added (0 | 1), the state id is in now, rerun (0: not asked or not processing;
+-- 1: this call made or replaced the pending rerun; 2: an earlier pending rerun stands).
+-- Sets ctx.wake when a worker should wake (a job queued, or a new earliest due time).
+local function add_one(id, body, ctx, seq)
+  local now = ctx.now
+  local state = state_of_new(id, now)
+  if state == nil or state == 'failed' then
+    if ctx.waiting and ctx.due <= now then
+      hand_over(id, body, ctx.priority, now, seq, ctx.waiting, ctx.waiting_score, state == nil)
+      ctx.waiting = nil
+      return 1, 'processing', 0
+    end
+    start_fresh(id, body, ctx.priority, now, state == nil)
+    ctx.wake = true
+    if ctx.due > now then
+      redis.call('ZADD', K.scheduled, int(ctx.due), id)
+      return 1, 'scheduled', 0
+    end
+    push_queued(id, ctx.priority, seq)
+    return 1, 'queued', 0
+  end
+  if (state == 'processing' or state == 'jammed') and ctx.if_processing == 'rerun' then
+    if ctx.keep_rerun and redis.call('HEXISTS', K.rerun, id) == 1 then
+      return 0, state, 2
+    end
+    redis.call('HSET', K.rerun, id, ctx.priority .. '|' .. body)
+    return 0, state, 1
+  end
+  return 0, state, 0
+end
+
+-- Count n outcomes (1 if not given) in the totals and in the per-minute throughput of the
+-- last hour.
+local function tick(outcome, now, n)
+  n = n or 1
+  redis.call('HINCRBY', K.stats, outcome, n)
+  local minute = math.floor(now / 60000)
+  if redis.call('HINCRBY', K.throughput, outcome .. ':' .. minute, n) == n
+      and redis.call('HLEN', K.throughput) > 130 then
+    for _, field in ipairs(redis.call('HKEYS', K.throughput)) do
+      local m = tonumber(string.match(field, ':(%d+)$'))
+      if m == nil or m < minute - 60 then
+        redis.call('HDEL', K.throughput, field)
+      end
+    end
+  end
+end
+
+-- If a rerun was requested while id ran, queue it now as a fresh run.
+local function queue_pending_rerun(id, now)
+  local pending = redis.call('HGET', K.rerun, id)
+  if not pending then return false end
+  redis.call('HDEL', K.rerun, id)
+  local priority, body = string.match(pending, '^(-?%d+)|(.*)$')
+  -- A mangled entry still queues the rerun; the worker then fails its unreadable body.
+  priority, body = tonumber(priority) or 0, body or pending
+  start_fresh(id, body, priority, now)
+  push_queued(id, priority)
+  wake_one()
+  return true
+end
+
+-- EXTRA_KEY is the day's error log in the scripts that call this.
+local function log_error(error_json, keep, ttl_seconds)
+  redis.call('LPUSH', EXTRA_KEY, error_json)
+  redis.call('LTRIM', EXTRA_KEY, 0, keep - 1)
+  redis.call('EXPIRE', EXTRA_KEY, ttl_seconds)
+end
+
+-- Drop failed records older than the retention (a bounded batch per call).
+local function trim_failed(now, ttl_ms)
+  local old = redis.call('ZRANGEBYSCORE', K.failed, '-inf', int(now - ttl_ms), 'LIMIT', 0, 100)
+  for _, id in ipairs(old) do
+    redis.call('ZREM', K.failed, id)
+    release(id)
+  end
+end
+
+-- The final failure of the run holding id (already stopped): keep the record, or queue the
+-- rerun that was requested meanwhile. Returns 'failed' or 'rerun'.
+local function finish_failed(id, now, failed_ttl_ms)
+  tick('failed', now)
+  if queue_pending_rerun(id, now) then return 'rerun' end
+  redis.call('ZADD', K.failed, int(now), id)
+  trim_failed(now, failed_ttl_ms)
+  return 'failed'
+end
+
+-- Promote due scheduled jobs, then hand up to max_jobs queued jobs to worker (claim.lua,
+-- ack_claim.lua), after the runs handed to it while it waited (which count in max_jobs, but
+-- come even when max_jobs is 0: they are its already). idle_ms > 0: if the queue runs dry
+-- before max_jobs are taken, the worker asks to be handed as many more for that long.
+-- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter and
+-- the queue's birth time (the counter only grows and the birth never changes, unless Redis
+-- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
+-- attempt, token.
+local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
+  local now = now_ms()
+  local inbox = inbox_of(worker)
+  local handed = redis.pcall('LRANGE', inbox, 0, -1)
+  if handed.err then error('convoy: ' .. inbox .. ' is not a list') end
+  redis.call('ZREM', K.idle, request_of(worker, lease))
+  if #handed > 0 then redis.call('DEL', inbox) end
+  local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'LIMIT', 0, promote_limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', K.scheduled, id)
+    push_queued(id, priority_of(id))
+  end
+  local first = redis.call('ZRANGE', K.scheduled, 0, 0, 'WITHSCORES')
+  local out = {int(now), first[2] or '-1', 0, 0, '', 0}
+
+  -- A handed run taken back meanwhile (by the jam guard, say) is not the worker's any more; one
+  -- still held gets a lease from now, as a claimed run does.
+  for _, message in ipairs(handed) do
+    local run = cjson.decode(message)
+    if owns(run[1], run[4]) then
+      redis.call('ZADD', K.processing, int(now + lease), run[1])
+      for _, part in ipairs(run) do out[#out + 1] = part end
+    end
+  end
+  max_jobs = max_jobs - (#out - 6) / 4
+  local popped = {}
+  if redis.call('EXISTS', K.paused) == 1 then
+    out[3] = 1
+  elseif max_jobs > 0 then
+    popped = redis.call('ZPOPMIN', K.queued, max_jobs)
+  end
+  -- The runs' fencing tokens: one block of the sequence for the whole claim.
+  local token = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2) - #popped / 2
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local m = read_job(id)
+    m.attempts = m.attempts + 1
+    write_job(id, m)
+    token = token + 1
+    redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
+    redis.call('ZADD', K.processing, int(now + lease), id)
+    out[#out + 1] = id
+    out[#out + 1] = m.body
+    out[#out + 1] = m.attempts
+    out[#out + 1] = token
+  end
+  -- Pass the baton: if work is left, make sure another idle worker wakes for it.
+  if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
+    wake_one()
+  end
+  -- Room left once the queue ran dry: the worker will wait, and asks to be handed jobs for it.
+  local room = max_jobs - #popped / 2
+  if idle_ms > 0 and room > 0 and out[3] == 0 then
+    wait_for_jobs(request_of(worker, lease), now + idle_ms, room, now)
+    out[6] = 1
+  end
+  out[4] = redis.call('GET', K.seq) or '0'
+  out[5] = redis.call('HGET', K.stats, 'born') or ''
+  return out
+end
+
+-- End runs that succeeded, releasing their ids (or queueing a requested rerun): the (id, token)
+-- pairs of ARGV from index first on (ack.lua, ack_claim.lua). Returns per run: 1 released,
+-- 2 rerun queued, 0 refused (the token no longer holds the job).
+local function ack_runs(first)
+  local now = now_ms()
+  local out = {}
+  local processed = 0
+  local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
+  for i = first, #ARGV, 2 do
+    local id, token = ARGV[i], ARGV[i + 1]
+    if owns(id, token) then
+      stop_run(id)
+      processed = processed + 1
+      if reruns and queue_pending_rerun(id, now) then
+        out[#out + 1] = 2
+      else
+        release(id)
+        out[#out + 1] = 1
+      end
+    else
+      out[#out + 1] = 0
+    end
+  end
+  if processed > 0 then tick('processed', now, processed) end
+  return out
+end
+
+-- Django Tasks runs (task_*.lua): the result id a body carries, or ''. pcall: a body added by
+-- other code may not be JSON at all.
+local function result_of(body)
+  local ok, data = pcall(cjson.decode, body or '')
+  if ok and type(data) == 'table' and type(data.payload) == 'table'
+      and type(data.payload.result) == 'string' then
+    return data.payload.result
+  end
+  return ''
+end

@@ -1,0 +1,29 @@
+-- add: queue jobs by id, unless the id is already queued, scheduled or processing.
+-- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, then (id, body) pairs.
+-- Returns a flat list: per job, added (0 | 1), the state its id is in now ('processing' for
+-- the one job a call may hand to a waiting worker: see hand_over in the prelude), and rerun
+-- (1: a rerun of the processing id is pending after this call; see add_one).
+refuse_corrupt_keys()
+local now = now_ms()
+local ctx = {
+  now = now, if_processing = ARGV[1], due = now + tonumber(ARGV[2]),
+  priority = tonumber(ARGV[3]), keep_rerun = false,
+}
+-- One block of sequence numbers for the whole call; those of ids not added are skipped.
+local seq = redis.call('INCRBY', K.seq, (#ARGV - 3) / 2) - (#ARGV - 3) / 2
+-- A worker waiting to be handed the first job (a delayed job waits in any case).
+if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
+local out = {}
+local added_any = false
+for i = 4, #ARGV, 2 do
+  seq = seq + 1
+  local added, state, rerun = add_one(ARGV[i], ARGV[i + 1], ctx, seq)
+  added_any = added_any or added == 1
+  out[#out + 1] = added
+  out[#out + 1] = state
+  out[#out + 1] = rerun > 0 and 1 or 0
+end
+-- A scheduled job wakes a worker too, so that it learns the new earliest due time.
+if ctx.wake then wake_one() end
+if added_any then redis.call('HSETNX', K.stats, 'born', int(now)) end
+return out

@@ -1,0 +1,276 @@
+"""``QueueStore``: the one owner of a queue's data in Redis.
+
+Every script call of a queue goes through ``QueueStore.call`` (and pipelines through
+``QueueStore.pipelined``): it names the queue's keys, turns connection errors into
+``RedisUnavailable``, waits for replicas after a write when ``WAIT_REPLICAS`` asks, and decodes
+the reply with the script's decoder. Callers above it (``Queue``, the worker, the dashboard, the
+Tasks backend) see records, never raw replies or key names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import redis
+
+from ..connection import reporting_unavailable
+from . import replication
+from .fleet import Fleet
+from .keys import error_log_key, inbox_key, queue_keys, task_result_key
+from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
+from .replies import handed_run
+from .scripts import SPECS, scripts_for
+
+ERROR_LOG_KEEP = 1000
+ERROR_LOG_TTL_SECONDS = 7 * 24 * 3600
+BATCH = 1000  # entries per script call, for the calls that loop over many
+
+
+class QueueStore:
+    """The Redis side of one queue: its keys and its scripts."""
+
+    def __init__(self, name: str, key_prefix: str, client: redis.Redis):
+        self.name = name
+        self.key_prefix = key_prefix
+        self.client = client
+        self.keys = queue_keys(key_prefix, name)
+        self._scripts = scripts_for(client).by_name
+        self.fleet = Fleet(key_prefix, client)
+
+    def __repr__(self) -> str:
+        return f"<QueueStore {self.name}>"
+
+    # -- the one way scripts run --------------------------------------------------------------
+
+    def call(self, name: str, args: Sequence[Any], extra_keys: Sequence[str] = ()) -> Any:
+        """Run script ``name`` over this queue's keys (and ``extra_keys``); return its record."""
+        spec = SPECS[name]
+        keys = (*self.keys, *extra_keys) if extra_keys else self.keys
+        with reporting_unavailable(self.client):
+            if spec.writes and (wait := replication.wait_for()):
+                raw = replication.run_and_wait(
+                    self.client, spec, self._scripts[name], keys, args, wait
+                )
+            else:
+                raw = self._scripts[name](keys=keys, args=args, client=self.client)
+        return spec.decode(self.name, list(args), raw)
+
+    def pipelined(
+        self, pipe: Any, name: str, args: Sequence[Any], extra_keys: Sequence[str] = ()
+    ) -> Callable[[Any], Any]:
+        """Queue read-only script ``name`` on ``pipe``; return the decoder of its reply."""
+        spec = SPECS[name]
+        if spec.writes:
+            raise ValueError(f"script {name!r} writes: run it with call(), which can WAIT")
+        self._scripts[name](keys=(*self.keys, *extra_keys), args=args, client=pipe)
+        return lambda raw: spec.decode(self.name, list(args), raw)
+
+    # -- adding -------------------------------------------------------------------------------
+
+    def add(
+        self, pairs: list[str], if_processing: str, delay_ms: int, priority: int
+    ) -> list[tuple[bool, str, bool]]:
+        """Add (id, body) ``pairs`` (flat); per job (added, state now, rerun pending)."""
+        found: list[tuple[bool, str, bool]] = []
+        options = [if_processing, delay_ms, priority]
+        for start in range(0, len(pairs), 2 * BATCH):
+            chunk = pairs if len(pairs) <= 2 * BATCH else pairs[start : start + 2 * BATCH]
+            found += self.call("add", options + chunk)
+        return found
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job | None:
+        """A consistent snapshot of one job, or None."""
+        return self.call("inspect", [job_id])
+
+    def counts(self) -> dict[str, Any]:
+        """Each state's count and the totals, split at Redis's now; the pause; Redis's now."""
+        return self.call("stats", [])
+
+    def page(self, state: str, offset: int, count: int, preview: int) -> tuple[int, int, list]:
+        """Redis's now, the state's size, and ``count`` rows from rank ``offset`` on."""
+        return self.call("browse", [state, offset, count, preview])
+
+    def is_paused(self) -> bool:
+        """Whether workers are told not to claim from this queue."""
+        with reporting_unavailable(self.client):
+            return bool(self.client.exists(self.keys.paused))
+
+    def jammed_ids(self, limit: int = BATCH) -> list[str]:
+        """Ids whose lease has expired by Redis's clock (the jam guard's dry run)."""
+        with reporting_unavailable(self.client):
+            now_s, now_us = self.client.time()
+            now_ms = now_s * 1000 + now_us // 1000
+            return self.client.zrangebyscore(
+                self.keys.processing, "-inf", f"({now_ms}", start=0, num=limit
+            )
+
+    def data_marks(self) -> DataMarks:
+        """The queue's sequence counter and birth time (see ``health.DataMarkWatch``)."""
+        with reporting_unavailable(self.client):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.keys.seq)
+            pipe.hget(self.keys.stats, "born")
+            sequence, born = pipe.execute()
+        return DataMarks(to_int(sequence), born or "")
+
+    def still_owns(self, job_id: str, token: str) -> bool:
+        """Whether the run with ``token`` still holds ``job_id``."""
+        with reporting_unavailable(self.client):
+            run = self.client.hget(self.keys.run, job_id)
+        return run is not None and run.split("|", 1)[0] == token
+
+    # -- operating ----------------------------------------------------------------------------
+
+    def jam_guard(
+        self, drop: bool, max_jams: int, failed_ttl_ms: int, limit: int = BATCH
+    ) -> list[RecoveredJob]:
+        """Recover (or drop) every jammed run now, ``limit`` per script call; say which worker
+        each was jammed under."""
+        recovered: list[RecoveredJob] = []
+        args = ["drop" if drop else "recover", max_jams, limit, failed_ttl_ms]
+        while True:
+            rows = self.call(
+                "jam_guard", [*args, ERROR_LOG_KEEP, ERROR_LOG_TTL_SECONDS], [self._error_log()]
+            )
+            alive = self.fleet.alive(row[2] for row in rows)
+            recovered += (
+                RecoveredJob(
+                    id=row[0],
+                    queue=self.name,
+                    action=row[1],
+                    worker=row[2],
+                    started_at=from_ms(row[3]),
+                    lease_expired_at=from_ms(row[4]),
+                    attempts=to_int(row[5]),
+                    jams=to_int(row[6]),
+                    worker_gone=not alive.get(row[2], False),
+                )
+                for row in rows
+            )
+            if len(rows) < limit:
+                return recovered
+
+    def purge(self) -> int:
+        """Remove every waiting job, releasing their ids; return how many."""
+        total = 0
+        while removed := self.call("purge", [BATCH]):
+            total += removed
+        return total
+
+    def remove(self, job_id: str, allowed: str) -> tuple[str, str]:
+        """Remove a job in one of the ``allowed`` states (comma-separated): (outcome, state)."""
+        outcome, state = self.call("remove", [job_id, allowed])
+        return outcome, state
+
+    def requeue(self, job_ids: list[str] | None) -> list[str]:
+        """Give failed jobs (these, or all) a fresh run; return the ids queued."""
+        if job_ids is None:
+            queued: list[str] = []
+            while batch := self.call("requeue", [BATCH]):
+                queued += batch
+            return queued
+        return [
+            job_id
+            for start in range(0, len(job_ids), BATCH)
+            for job_id in self.call("requeue", [BATCH, *job_ids[start : start + BATCH]])
+        ]
+
+    def pause(self) -> None:
+        """Tell workers not to claim from this queue."""
+        with reporting_unavailable(self.client):
+            self.client.set(self.keys.paused, "1")
+
+    def resume(self) -> int:
+        """Let workers claim again and wake one; 1 if the queue was paused."""
+        return self.call("resume", [])
+
+    # -- runs, for workers --------------------------------------------------------------------
+
+    def claim(self, max_jobs: int, worker_id: str, lease_ms: int, wait_ms: int = 0) -> ClaimBatch:
+        """Promote due scheduled jobs, then take up to ``max_jobs`` runs (see claim_jobs)."""
+        return self.call("claim", [max_jobs, worker_id, lease_ms, BATCH, wait_ms])
+
+    def ack_and_claim(
+        self,
+        fences: Sequence[tuple[str, str]],
+        max_jobs: int,
+        worker_id: str,
+        lease_ms: int,
+        wait_ms: int = 0,
+    ) -> tuple[list[int], ClaimBatch]:
+        """``ack(runs)`` and ``claim(...)`` in one round trip."""
+        args = [max_jobs, worker_id, lease_ms, BATCH, wait_ms, *_fences(fences)]
+        return self.call("ack_claim", args)
+
+    def ack(self, fences: Sequence[tuple[str, str]]) -> list[int]:
+        """End successful runs, given as (id, token) fences; per run 1 released, 2 rerun
+        queued, 0 refused (stale)."""
+        return self.call("ack", list(_fences(fences)))
+
+    def fail(self, run: Run, error_json: str, retry_delay_ms: int, failed_ttl_ms: int) -> str:
+        """End a failed run ('retry', 'failed', 'rerun', or 'stale'); ``retry_delay_ms`` -1:
+        final."""
+        args = [
+            run.id,
+            run.token,
+            error_json,
+            retry_delay_ms,
+            failed_ttl_ms,
+            ERROR_LOG_KEEP,
+            ERROR_LOG_TTL_SECONDS,
+        ]
+        return self.call("fail", args, [self._error_log()])
+
+    def renew(self, fences: Sequence[tuple[str, str]], lease_ms: int) -> list[int]:
+        """Extend the leases of runs; per run 1 renewed, 0 refused (taken meanwhile)."""
+        return self.call("renew", [lease_ms, *_fences(fences)])
+
+    def handback(self, fences: Sequence[tuple[str, str]], *, started: bool = True) -> list[int]:
+        """Queue unfinished runs again; per run 1 queued, 0 refused."""
+        return self.call("handback", ["started" if started else "unstarted", *_fences(fences)])
+
+    def release_orphans(self, worker_id: str, known_tokens: Iterable[str]) -> list[str]:
+        """Queue again the runs held for ``worker_id`` whose tokens it does not know."""
+        return self.call("release_orphans", [worker_id, *known_tokens])
+
+    def inbox(self, worker_id: str) -> str:
+        """The LIST of runs handed to ``worker_id`` while it waited (see ``wait_for_work``)."""
+        return inbox_key(self.keys, worker_id)
+
+    def handed_run(self, message: str) -> Run:
+        """The run in a message of an inbox of this queue."""
+        return handed_run(self.name, message)
+
+    # -- Django Tasks runs and their results --------------------------------------------------
+
+    def result_key(self, result_id: str) -> str:
+        """The HASH of one run's result of a Django task."""
+        return task_result_key(self.key_prefix, self.name, result_id)
+
+    def _error_log(self) -> str:
+        return error_log_key(self.key_prefix, self.name, time.strftime("%Y-%m-%d", time.gmtime()))
+
+
+def _fences(fences: Iterable[tuple[str, str]]) -> Iterable[str]:
+    """Flatten (id, token) pairs: by them scripts tell a run that still holds its job."""
+    for job_id, token in fences:
+        yield job_id
+        yield token
+
+
+def wait_for_work(client: Any, keys: list[str], timeout: float) -> tuple[str, str] | None:
+    """Block on inboxes and wake lists (BLPOP: the first list with an element wins); redis-py's
+    own errors come through, for the caller to tell as it needs."""
+    return client.blpop(keys, timeout=timeout)
+
+
+def give_back_wake_token(client: Any, key: str) -> None:
+    """Push a wake token back (the list keeps at most one) for a worker that can use it."""
+    pipe = client.pipeline(transaction=False)
+    pipe.rpush(key, "1")
+    pipe.ltrim(key, 0, 0)
+    pipe.execute()

@@ -1,0 +1,243 @@
+"""The records the store hands out, and the one reader of what convoy stores.
+
+Small frozen dataclasses over the scripts' replies. A job's record (``jobs`` HASH) is
+``"enqueued_ms|attempts|jams|priority|" + body``, a run's (``run`` HASH) ``"token|started_ms|
+worker"``, a body ``{"task": name, "payload": ...}``: they are read here and nowhere else in
+Python (``lua/_prelude.lua`` reads them in Lua).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+STATES = ("scheduled", "queued", "processing", "jammed", "failed")
+
+
+def from_ms(ms: str | int | float | None) -> datetime | None:
+    """Convert a Redis-clock millisecond timestamp to an aware UTC datetime.
+
+    None for a missing or hand-mangled value: reading a job must not fail on garbage that the
+    scripts themselves tolerate.
+    """
+    try:
+        return datetime.fromtimestamp(int(float(ms)) / 1000, tz=UTC) if ms else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def to_int(value: Any, default: int = 0) -> int:
+    """Read an integer Redis sent, whatever its form ("12", "1.2e+15", b"3"); ``default`` for
+    garbage. Lua prints large numbers in exponent notation, so ``int()`` alone is not enough."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            return default
+
+
+@dataclass(frozen=True)
+class RecordHead:
+    """The counters in front of a job's body: when it was enqueued, its runs, its jams."""
+
+    enqueued_ms: int
+    attempts: int
+    jams: int
+    priority: int
+
+    @classmethod
+    def parse(cls, text: str) -> RecordHead:
+        """Read ``"enqueued_ms|attempts|jams|priority"``; a mangled part reads as 0."""
+        parts = ([*text.split("|"), "0", "0", "0", "0"])[:4]
+        return cls(*(to_int(part) for part in parts))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Who holds a job while it is processing: the run's fencing token, start and worker."""
+
+    token: str
+    started_ms: int | None
+    worker: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> RunRecord:
+        """Read ``"token|started_ms|worker"``; an empty one (no run) reads as all unknown."""
+        token, started, worker = ([*text.split("|", 2), "", ""])[:3] if text else ("", "", "")
+        return cls(token, to_int(started, None) if started else None, worker or None)
+
+
+@dataclass(frozen=True)
+class DataMarks:
+    """What shows that Redis still holds a queue's data: a counter that only grows, and the
+    time the queue was first used, which never changes."""
+
+    sequence: int
+    born: str
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What an add did: whether this call queued the id, where the id is now, and whether it
+    asked for a rerun of a processing id (``if_processing="rerun"``) that will happen."""
+
+    id: str
+    added: bool
+    state: str
+    rerun: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """A snapshot of one job, as ``Queue.get_job`` reads it from Redis in one atomic step."""
+
+    id: str
+    payload: Any
+    state: str
+    attempts: int
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    worker: str | None
+    last_error: dict[str, Any] | None
+    queue: str = ""
+    task: str | None = None
+    priority: int = 0
+    jams: int = 0
+    lease_deadline: datetime | None = None  # processing: when its lease ends; jammed: ended
+    due_at: datetime | None = None  # scheduled: when it becomes due
+    failed_at: datetime | None = None  # failed: when it failed for the last time
+    rerun_pending: bool = False
+
+
+@dataclass(frozen=True)
+class RecoveredJob:
+    """A jammed run the jam guard recovered, and why it was jammed."""
+
+    id: str
+    queue: str
+    action: str  # "requeued" | "failed" (jammed more than MAX_JAMS times) | "rerun" | "dropped"
+    worker: str
+    started_at: datetime | None
+    lease_expired_at: datetime | None
+    attempts: int
+    jams: int
+    worker_gone: bool
+
+    @property
+    def reason(self) -> str:
+        """Why the run was jammed, as the jam guard reports it."""
+        if self.worker_gone:
+            return f"worker {self.worker or '?'} gone (no heartbeat)"
+        return f"lease expired (worker {self.worker or '?'} stopped renewing it)"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a job handed to a worker: what it needs to execute the job and to prove, with
+    its fencing token, that it still holds it."""
+
+    queue: str
+    id: str
+    body: str
+    attempt: int
+    token: str
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    """What one claim returned: the runs, and when the next scheduled job is due."""
+
+    runs: list[Run]
+    now_ms: int
+    next_due_ms: int | None
+    paused: bool
+    marks: DataMarks
+    waiting: bool  # the worker's request to be handed jobs stands (claim's wait_ms)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One job as a listing (``browse``) shows it; times are aware UTC datetimes."""
+
+    id: str
+    state: str
+    task: str | None
+    payload_preview: str  # the payload's JSON, or its start when payload_cut
+    payload_cut: bool
+    payload_bytes: int  # of the whole stored body
+    priority: int
+    attempts: int
+    jams: int
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    worker: str | None
+    lease_deadline: datetime | None  # processing and jammed
+    due_at: datetime | None  # scheduled
+    failed_at: datetime | None  # failed
+    # Seconds from the page's "now" to the due time or lease deadline (< 0: overdue).
+    seconds_until: float | None
+    running_for: float | None  # seconds since the current run started, while a worker holds it
+    error_type: str
+    error_message: str
+    rerun_pending: bool
+
+    @property
+    def past_lease(self) -> float | None:
+        """How long ago a jammed job's lease ended."""
+        if self.state != "jammed" or self.seconds_until is None:
+            return None
+        return -self.seconds_until
+
+
+def state_times(state: str, score: Any) -> dict[str, datetime | None]:
+    """The time a state's sorted-set score means, under the name it has in that state."""
+    moment = None if state == "queued" else from_ms(score)
+    return {
+        "lease_deadline": moment if state in ("processing", "jammed") else None,
+        "due_at": moment if state == "scheduled" else None,
+        "failed_at": moment if state == "failed" else None,
+    }
+
+
+def encode_body(task: str | None, payload_json: str) -> str:
+    """Build the stored body from an already encoded payload (no second serialisation)."""
+    if task is None:
+        return '{"payload":' + payload_json + "}"
+    return '{"task":' + json.dumps(task) + ',"payload":' + payload_json + "}"
+
+
+def decode_body(body: str) -> tuple[str | None, Any]:
+    """Return (task, payload) of a stored body; raise ValueError if it is not a convoy body."""
+    data = json.loads(body)
+    if not isinstance(data, dict) or "payload" not in data:
+        raise ValueError("not a convoy job body (a JSON object with a 'payload' key)")
+    task = data.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ValueError(f"the body's task must be a string, not {task!r}")
+    return task, data["payload"]
+
+
+def split_body(head: str, *, complete: bool) -> tuple[str | None, str]:
+    """Return (task, the payload's JSON text or its start) from the start of a stored body.
+
+    ``encode_body`` writes ``{"task":<name>,"payload":<json>}`` or ``{"payload":<json>}`` with
+    the payload's compact JSON verbatim, so both can be read from a cut-off head without
+    decoding the whole body. Anything else is shown as it is.
+    """
+    task, rest = None, head
+    if head.startswith('{"task":'):
+        try:
+            task, end = json.JSONDecoder().raw_decode(head, len('{"task":'))
+        except ValueError:
+            return None, head
+        if not isinstance(task, str):
+            return None, head
+        rest = "{" + head[end + 1 :] if head[end : end + 1] == "," else ""
+    if not rest.startswith('{"payload":'):
+        return None, head
+    payload = rest[len('{"payload":') :]
+    return task, payload[:-1] if complete and payload.endswith("}") else payload

@@ -1,0 +1,64 @@
+"""What an add accepts: payloads, options and times, checked before anything is written.
+
+Times given in seconds are bounded: a far-future due time (a microsecond timestamp passed as
+seconds, say) would reach Redis as a number it prints in exponent notation, and no job needs to
+wait longer than ``MAX_DELAY_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from .exceptions import InvalidJob, PayloadTooLarge
+
+IF_PROCESSING = ("ignore", "rerun")
+MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600  # ten years
+
+# One encoder for every payload: json.dumps with options other than its defaults builds a new
+# JSONEncoder on each call, a visible share of an add's client time.
+PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_payload(payload: Any, limit: int, queue: str, what: str = "The payload") -> str:
+    """Serialise a payload to compact JSON, enforcing the queue's size limit."""
+    try:
+        text = PAYLOAD_ENCODER.encode(payload)
+        size = len(text.encode("utf-8"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"{what} is not JSON-serialisable: {exc}.") from None
+    except RecursionError:
+        raise InvalidJob(f"{what} is nested too deeply to serialise as JSON.") from None
+    if size > limit:
+        raise PayloadTooLarge(
+            f"{what} is {size} bytes of JSON; queue {queue!r} accepts at most {limit} "
+            "(MAX_PAYLOAD_BYTES)."
+        )
+    return text
+
+
+def delay_seconds(delay: Any, name: str = "delay") -> float:
+    """Return ``delay`` (seconds, or a ``timedelta``) as seconds; raise InvalidJob naming the
+    option if it is not a number from 0 to ``MAX_DELAY_SECONDS``."""
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_DELAY_SECONDS
+    ):
+        raise InvalidJob(
+            f"{name} must be a number of seconds >= 0 and at most {MAX_DELAY_SECONDS} (ten "
+            f"years), or a timedelta, not {delay!r}."
+        )
+    return float(seconds)
+
+
+def check_add_options(if_processing: str, delay: Any, priority: int) -> float:
+    """Raise InvalidJob for an option an add cannot honour; return the delay in seconds."""
+    if if_processing not in IF_PROCESSING:
+        raise InvalidJob(f"if_processing must be one of {IF_PROCESSING}, not {if_processing!r}.")
+    seconds = delay_seconds(delay)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise InvalidJob(f"priority must be an int from -100 to 100, not {priority!r}.")
+    return seconds

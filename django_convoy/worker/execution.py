@@ -1,0 +1,102 @@
+"""Running one claimed job: find its code, call it, and describe how it ended.
+
+Shared by the worker's threads and its child processes (``--pool processes``), so that a job
+behaves the same in both.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.db import close_old_connections
+
+from ..conf import get_config
+from ..context import JobContext, _current
+from ..decorators import registered_processors, registered_runners, registered_tasks
+from ..exceptions import UnknownTask
+from ..retries import failure_is_final
+from ..store import Run, decode_body
+
+
+def resolve(job: Run, worker: str) -> Callable[[], Any]:
+    """Find what runs ``job`` among registered tasks; never import a name read from Redis."""
+    try:
+        task_name, payload = decode_body(job.body)
+    except ValueError as exc:
+        raise UnknownTask(
+            f"Job {job.id!r} has a corrupt body ({exc}): {job.body[:200]!r}"
+        ) from None
+    if task_name is None:
+        processor = registered_processors().get(job.queue)
+        if processor is None:
+            raise UnknownTask(
+                f"Job {job.id!r} was added with add_job and queue {job.queue!r} has no "
+                "processor; register one with @convoy_processor."
+            )
+        return lambda: processor(job.id, payload)
+    runner = registered_runners().get(task_name)
+    if runner is not None:
+        return runner(job, payload, worker)
+    task = registered_tasks().get(task_name)
+    if task is None:
+        raise UnknownTask(
+            f"Job {job.id!r} names task {task_name!r}, which is not registered with "
+            "@convoy_task in any installed app's tasks module."
+        )
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("args"), list)
+        or not isinstance(payload.get("kwargs"), dict)
+    ):
+        raise UnknownTask(
+            f"Job {job.id!r}: a task payload needs 'args' (a list) and "
+            f"'kwargs' (an object), not {payload!r:.200}."
+        )
+    return lambda: task.func(*payload["args"], **payload["kwargs"])
+
+
+def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict[str, Any]:
+    """Describe a failure as convoy stores it (JSON): class path, message, traceback, reason."""
+    cls = type(exc)
+    return {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "at": int(time.time() * 1000),
+        "attempt": job.attempt,
+        "id": job.id,
+        "reason": reason,
+        "worker": worker,
+    }
+
+
+def execute(
+    job: Run, worker: str, *, close_connections: bool = True
+) -> tuple[dict[str, Any] | None, bool, float]:
+    """Run ``job`` here; return (error or None, whether the failure is final, seconds).
+
+    Whether a failure is final is ``retries.failure_is_final``'s to say. Database connections
+    are handled around the job as Django handles them around a request, unless
+    ``close_connections`` is False: ``testing.drain`` runs jobs on a test's own thread, whose
+    connection may hold the test's transaction (Django's test client spares it the same way).
+    """
+    context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
+    started = time.perf_counter()
+    error, final = None, False
+    try:
+        if close_connections:
+            close_old_connections()
+        resolve(job, worker)()
+    except BaseException as exc:  # noqa: B036 - a job must never take its thread down
+        max_attempts = get_config().queues[job.queue].max_attempts
+        final = failure_is_final(exc, job.attempt, max_attempts)
+        error = error_record(job, exc, "error", worker)
+    finally:
+        seconds = time.perf_counter() - started
+        if close_connections:
+            close_old_connections()
+        _current.reset(context)
+    return error, final, seconds

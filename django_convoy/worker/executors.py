@@ -1,0 +1,124 @@
+"""The executors: threads that run jobs, one at a time each, on the thread or in a child.
+
+With ``--pool processes`` each executor drives a child process (``pool.py``), so a job past
+JOB_TIMEOUT can be killed. A thread cannot be killed: a timed-out thread runs its job to the end
+(its outcome discarded) while a fresh executor takes its slot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from .execution import error_record, execute
+from .pool import ChildDied, ChildProcess
+from .state import ActiveRun, Outcome, WorkerState
+
+POOLS = ("threads", "processes")
+
+
+class Executors:
+    """Start, run and retire the worker's executor threads."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        pool: str,
+        start_thread: Callable[[Callable[[], None], str], threading.Thread],
+        wake_keeper: Callable[[float], None],
+    ):
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, not {pool!r}.")
+        self.state = state
+        self.pool = pool
+        self._start_thread = start_thread
+        self._wake_keeper = wake_keeper  # a run's deadline may be sooner than the keeper's
+        self.children: list[ChildProcess] = []  # lock (state's)
+        self._retired: set[threading.Thread] = set()  # lock; executors that end after this run
+        self.started = 0  # how many executor threads were started (shutdown sends each a None)
+
+    def start(self) -> None:
+        """Start one more executor."""
+        self.started += 1
+        self._start_thread(self._loop, "convoy-executor")
+
+    def replace(self, active: ActiveRun) -> None:
+        """``active`` timed out or lost its lease: kill its child, or retire its thread and
+        give its slot to a fresh one (a thread cannot be stopped; it exits after the job)."""
+        if active.child is not None:
+            active.child.kill()  # its executor starts a fresh child and carries on
+            return
+        with self.state.lock:
+            if active.thread is not None:
+                self._retired.add(active.thread)
+        self.start()
+
+    def kill_children(self) -> None:
+        """Kill the children still running a job (shutdown, after the grace period)."""
+        with self.state.lock:
+            running = [a.child for a in self.state.runs.values() if a.executing and a.child]
+        for child in running:
+            child.kill()
+
+    def stop_children(self, patience: float = 2.0) -> None:
+        """Give idle children ``patience`` seconds to exit as asked, then kill what is left.
+        Children ignore SIGTERM (a signal meant for the worker must not kill a job), and
+        multiprocessing's exit waits for every child: one left alive would hang the worker."""
+        deadline = time.monotonic() + patience
+        with self.state.lock:
+            children = list(self.children)
+        for child in children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+            child.kill()
+            child.process.join(1.0)
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        child = None
+        if self.pool == "processes":
+            child = ChildProcess(self.state.id)
+            with self.state.lock:
+                self.children.append(child)
+        try:
+            while (active := self.state.work.get()) is not None:
+                active.thread, active.child = me, child
+                self.state.done.put(self._execute(active))
+                with self.state.lock:
+                    if me in self._retired:
+                        return
+        finally:
+            if child is not None:
+                child.stop()
+
+    def _execute(self, active: ActiveRun) -> Outcome:
+        run, started = active.run, time.perf_counter()
+        final: bool | None = None  # a crash: the queue's rule decides, as for a timeout
+        try:
+            if active.child is not None:
+                active.child.wait_ready()
+            self._start_clock(active)
+            if active.child is None:
+                error, final, seconds = execute(run, self.state.id)
+            else:
+                error, final, seconds = active.child.run(run)
+        except ChildDied as exc:
+            error = error_record(run, exc, "crash", self.state.id)
+            error["traceback"] = ""
+            seconds = time.perf_counter() - started
+        except Exception as exc:
+            # The pool itself failed (no child could start, say): fail the run, rather than
+            # lose this executor and leave the run held for good.
+            error = error_record(run, exc, "crash", self.state.id)
+            seconds = time.perf_counter() - started
+        finally:
+            with self.state.lock:  # against the keeper timing it out at this very moment
+                active.executing = False  # its slot stays taken until the reporter is done
+        return Outcome(active, error, final, seconds)
+
+    def _start_clock(self, active: ActiveRun) -> None:
+        """Start JOB_TIMEOUT when the job really starts (a new child takes a while to be ready)."""
+        timeout = self.state.queues[active.run.queue].config.job_timeout
+        if timeout:
+            active.deadline = time.monotonic() + timeout
+            self._wake_keeper(active.deadline)

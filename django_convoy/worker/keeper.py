@@ -1,0 +1,209 @@
+"""The keeper: what keeps a worker's runs alive and honest in Redis.
+
+Every keep interval (LEASE / 3) it renews the leases of the runs the worker holds and sends a
+heartbeat; it fails runs past JOB_TIMEOUT as they fall due, and runs the jam guard of the
+worker's queues every third interval. One queue's node being away (in a cluster) or one refused
+script must not stop the others' renewals: a lapsed lease means the same job on two workers.
+A run whose lease was lost is given up at once: its child is killed (``--pool processes``) or
+its thread retired, and its slot goes to a fresh executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+import redis
+
+from ..exceptions import JobTimeout, RedisUnavailable
+from .backoff import Backoff, Outages
+from .execution import error_record
+from .executors import Executors
+from .state import ActiveRun, WorkerState
+
+logger = logging.getLogger("django_convoy.worker")
+
+
+class Keeper:
+    """Renew, beat, time out and guard: the keeper thread's loop."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        executors: Executors,
+        outages: Outages | None,
+        run_jam_guard: bool,
+    ):
+        self.state = state
+        self.executors = executors
+        self.outages = outages
+        self.run_jam_guard = run_jam_guard
+        self.fleet = next(iter(state.queues.values())).store.fleet
+        lease = min(q.config.lease for q in state.queues.values())
+        self.interval = max(0.05, lease / 3)
+        self.stop = threading.Event()  # set by the worker once its runs are handed back
+        self._wake = threading.Event()
+        self._due = 0.0  # monotonic: when the keeper next wakes by itself
+
+    def wake_by(self, deadline: float) -> None:
+        """Make sure the keeper looks again no later than ``deadline`` (monotonic)."""
+        if deadline < self._due:
+            self._wake.set()
+
+    def close(self) -> None:
+        """End the loop (after its current step)."""
+        self.stop.set()
+        self._wake.set()
+
+    def loop(self) -> None:
+        """Keep until ``close()``."""
+        state = self.state
+        next_keep = 0.0
+        next_jam_guard = time.monotonic() + self.interval * 3
+        backoff = Backoff("renewing leases and the heartbeat")
+        while not self.stop.is_set():
+            now = time.monotonic()
+            self._time_out_overdue(now)
+            if now >= next_keep:
+                try:
+                    self._renew_and_beat()
+                    if self.run_jam_guard and now >= next_jam_guard and not state.stop.is_set():
+                        self._jam_guard()
+                        next_jam_guard = now + self.interval * 3
+                    backoff.reset()
+                    next_keep = now + self.interval
+                except (RedisUnavailable, redis.ResponseError) as exc:
+                    # Redis away, or the heartbeat refused (out of memory?): a dead keeper
+                    # would let every lease lapse, so it waits and tries again.
+                    backoff.wait(self.stop, exc)
+                    continue
+            with state.lock:
+                deadlines = [
+                    a.deadline
+                    for a in state.runs.values()
+                    if a.deadline is not None and a.executing and not a.abandoned
+                ]
+            self._due = min([next_keep, *deadlines])
+            self._wake.wait(max(0.0, self._due - time.monotonic()))
+            self._wake.clear()
+
+    def _time_out_overdue(self, now: float) -> None:
+        with self.state.lock:
+            overdue = [
+                a
+                for a in self.state.runs.values()
+                if a.executing and not a.abandoned and a.deadline is not None and a.deadline <= now
+            ]
+        for active in overdue:
+            if not self.state.abandon(active, "timed out"):
+                continue  # it finished meanwhile: its outcome stands
+            run, q = active.run, self.state.queues[active.run.queue]
+            error = error_record(
+                run,
+                JobTimeout(
+                    f"Job {run.id!r} ran longer than JOB_TIMEOUT ({q.config.job_timeout} s)"
+                ),
+                "timeout",
+                self.state.id,
+            )
+            error["traceback"] = ""
+            try:
+                verdict = q.fail(run, error)
+            except RedisUnavailable as exc:
+                verdict = f"not recorded ({exc})"
+            self.state.count(failed=verdict in ("failed", "rerun"))
+            logger.warning(
+                "%s %s attempt %d timed out after %s s; %s",
+                q.name,
+                run.id,
+                run.attempt,
+                q.config.job_timeout,
+                verdict,
+            )
+            self._give_up(active)
+
+    def _give_up(self, active: ActiveRun) -> None:
+        """Stop spending a slot on a run whose outcome no longer counts."""
+        self.executors.replace(active)
+        self.state.free_slot(active)
+
+    def _renew_and_beat(self) -> None:
+        held = self.state.held()
+        for name, actives in held.items():
+            try:
+                replies = self.state.queues[name].renew([a.fence for a in actives])
+            except RedisUnavailable as exc:
+                if self.outages is None:
+                    raise
+                self.outages.failed(name, exc, f"renewing {len(actives)} leases")
+                continue  # the other queues' leases must not lapse meanwhile
+            except redis.ResponseError as exc:  # out of memory, a corrupt key: the same
+                logger.error("%s: Redis refused to renew %d leases (%s)", name, len(actives), exc)
+                continue
+            for active, renewed in zip(actives, replies, strict=True):
+                # A run that already ended has its ack on the way, which may have landed
+                # first: the ack's reply, not this refusal, says how it went.
+                if renewed or not self.state.abandon(active, "its lease was lost"):
+                    continue
+                logger.warning(
+                    "%s %s: lease lost, the job was taken from this run; %s",
+                    name,
+                    active.run.id,
+                    "its child is killed" if active.child else "its outcome will not count",
+                )
+                self._give_up(active)
+        try:
+            self._heartbeat(held)
+        except RedisUnavailable as exc:
+            if self.outages is None:
+                raise
+            self.outages.failed("{workers}", exc, "the heartbeat")
+        else:
+            if self.outages is not None:
+                self.outages.recovered("{workers}")
+
+    def _heartbeat(self, held: dict[str, list[ActiveRun]]) -> None:
+        state = self.state
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(state.queues),
+            "concurrency": state.slots,
+            "processed": state.processed,
+            "failed": state.failed,
+            "stopping": state.stop.is_set(),
+            "current": [
+                {
+                    "queue": a.run.queue,
+                    "id": a.run.id,
+                    "attempt": a.run.attempt,
+                    "running_for": round(time.monotonic() - a.started, 3),
+                }
+                for actives in held.values()
+                for a in actives
+                if a.executing
+            ],
+        }
+        self.fleet.heartbeat(state.id, info, int(self.interval * 1000))
+
+    def _jam_guard(self) -> None:
+        for q in self.state.queues.values():
+            try:
+                recovered = q.jam_guard()
+            except RedisUnavailable as exc:
+                if self.outages is None:
+                    raise
+                self.outages.failed(q.name, exc, "the jam guard")
+                continue
+            except redis.ResponseError as exc:
+                logger.error("%s: Redis refused the jam guard (%s)", q.name, exc)
+                continue
+            for job in recovered:
+                logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
+
+    def deregister(self) -> None:
+        """Leave the workers registry (a clean stop)."""
+        self.fleet.deregister(self.state.id)

@@ -1,0 +1,209 @@
+"""The worker: parts with one job each, composed around one shared ``WorkerState``.
+
+- the claimer (``claimer.py``) claims runs in batches on the main thread, and blocks on the
+  queues' wake lists and its inboxes when there is nothing to claim;
+- executors (``executors.py``) run jobs, one at a time each, on threads or in child processes;
+- the reporter (``reporter.py``) acks (or fails) finished runs, many per script call, claiming
+  as many new runs in the same call while there is work;
+- the keeper (``keeper.py``) renews leases, sends heartbeats, times out overlong runs and runs
+  the jam guard.
+
+A thread that dies of an unexpected error stops the whole worker (``WorkerCrashed``), so that a
+supervisor restarts it: a worker whose reporter died would heartbeat while acking nothing.
+Signals are the caller's business (the ``convoy_worker`` command); ``request_stop()`` and
+``request_abort()`` only set flags, so they are safe to call from a signal handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..exceptions import ConvoyError, RedisUnavailable
+from ..health import eviction_warning
+from ..queue import ConvoyQueue, get_queue
+from .claimer import Claimer
+from .executors import Executors
+from .keeper import Keeper
+from .reporter import Reporter
+from .state import ActiveRun, WorkerState
+
+logger = logging.getLogger(__name__)
+
+# After the grace period, how long shutdown waits for the reporter's last reports and the
+# keeper's last step: bounds how long a stopping worker can take, whatever its jobs do.
+LAST_REPORTS_SECONDS, LAST_REPORTS_ABORTED_SECONDS = 5.0, 1.0
+
+
+class WorkerCrashed(ConvoyError):
+    """A worker thread died of an unexpected error; the worker stopped (exit non-zero)."""
+
+
+class Worker:
+    """Run the jobs of one or more queues until stopped (or, with ``burst``, until empty)."""
+
+    def __init__(
+        self,
+        queues: Iterable[str],
+        *,
+        concurrency: int | None = None,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        grace: float = 30.0,
+        jam_guard: bool = True,
+        pool: str = "threads",
+    ):
+        by_name: dict[str, ConvoyQueue] = {name: get_queue(name) for name in queues}
+        if not by_name:
+            raise ValueError("A worker needs at least one queue.")
+        self.id = f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
+        slots = {name: concurrency or q.config.concurrency for name, q in by_name.items()}
+        self.state = WorkerState(self.id, by_name, slots, max_jobs)
+        self.grace = grace
+        self._threads: list[threading.Thread] = []
+        self.claimer = Claimer(self.state, burst)
+        self.executors = Executors(self.state, pool, self._start, self._wake_keeper)
+        self.keeper = Keeper(self.state, self.executors, self.claimer.outages, jam_guard)
+        self.reporter = Reporter(self.state, self.claimer)
+
+    @property
+    def queues(self) -> dict[str, ConvoyQueue]:
+        """The queues this worker serves, by name."""
+        return self.state.queues
+
+    @property
+    def client(self) -> Any:
+        """The Redis client the worker talks through."""
+        return self.claimer.client
+
+    @property
+    def processed(self) -> int:
+        """Runs this worker finished and Redis acknowledged."""
+        return self.state.processed
+
+    @property
+    def failed(self) -> int:
+        """Runs of this worker that ended their job as failed."""
+        return self.state.failed
+
+    # -- control (safe from signal handlers: they only set flags) ---------------------------
+
+    def request_stop(self) -> None:
+        """Stop claiming; let running jobs finish within the grace period."""
+        self.state.stop.set()
+        self.state.slot_freed.set()
+
+    def request_abort(self) -> None:
+        """Stop now: hand unfinished runs back without waiting."""
+        self.state.abort.set()
+        self.request_stop()
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until stopped; on the way out, hand back what did not finish. Raise
+        ``WorkerCrashed`` if a thread died of an unexpected error."""
+        for _ in range(sum(self.state.slots.values())):
+            self.executors.start()
+        reporter = self._start(self.reporter.loop, "convoy-reporter")
+        keeper = self._start(self.keeper.loop, "convoy-keeper")
+        logger.info(
+            "worker %s serving %s",
+            self.id,
+            ", ".join(f"{name} (x{n})" for name, n in self.state.slots.items()),
+        )
+        if warning := eviction_warning(self.claimer.client):
+            logger.warning(warning)
+        try:
+            self.claimer.loop()
+        finally:
+            self._shut_down(reporter, keeper)
+        if self.state.fatal:
+            raise WorkerCrashed(f"worker {self.id} stopped: {self.state.fatal}")
+
+    def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=self._guarded(target, name), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
+
+    def _guarded(self, target: Callable[[], None], name: str) -> Callable[[], None]:
+        """``target``, whose unexpected death stops the worker instead of leaving it a zombie
+        that heartbeats while a part of it is gone."""
+
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as exc:  # noqa: B036 - any death of a part is fatal
+                logger.critical("%s died (%r): stopping the worker", name, exc, exc_info=True)
+                self.state.fatal = self.state.fatal or f"{name} died: {exc!r}"
+                self.request_abort()
+
+        return guarded
+
+    def _wake_keeper(self, deadline: float) -> None:
+        self.keeper.wake_by(deadline)
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def _shut_down(self, reporter: threading.Thread, keeper: threading.Thread) -> None:
+        state = self.state
+        state.stop.set()
+        # A claim in flight: once it returns its runs are tracked, and handed back below. A
+        # second signal does not wait for it: the jam guard recovers what it claimed.
+        while not state.claiming.acquire(timeout=0.05):
+            if state.abort.is_set():
+                logger.warning("stopping without waiting for a claim in flight")
+                break
+        else:
+            state.claiming.release()
+        self.claimer.withdraw()
+        deadline = time.monotonic() + self.grace
+        while state.executing() and not state.abort.is_set() and time.monotonic() < deadline:
+            state.abort.wait(0.05)
+        self._hand_back()
+        self.executors.kill_children()
+        for _ in range(self.executors.started):
+            state.work.put(None)
+        state.done.put(None)
+        aborted = state.abort.is_set()
+        reporter.join(LAST_REPORTS_ABORTED_SECONDS if aborted else LAST_REPORTS_SECONDS)
+        self.keeper.close()
+        keeper.join(timeout=LAST_REPORTS_SECONDS)
+        self.executors.stop_children()
+        try:
+            self.keeper.deregister()
+        except RedisUnavailable as exc:
+            logger.error("could not deregister worker %s: %s", self.id, exc)
+        logger.info(
+            "worker %s stopped: %d processed, %d failed", self.id, state.processed, state.failed
+        )
+
+    def _hand_back(self) -> None:
+        by_queue: dict[str, list[ActiveRun]] = {}
+        for active in self.state.executing():
+            if self.state.abandon(active, "handed back at shutdown"):
+                by_queue.setdefault(active.run.queue, []).append(active)
+        for name, actives in by_queue.items():
+            try:
+                replies = self.state.queues[name].handback([a.fence for a in actives])
+            except RedisUnavailable as exc:
+                logger.error(
+                    "%s: could not hand back %d runs (%s); the jam guard will recover them",
+                    name,
+                    len(actives),
+                    exc,
+                )
+                continue
+            for active, reply in zip(actives, replies, strict=True):
+                logger.warning(
+                    "%s %s: %s",
+                    name,
+                    active.run.id,
+                    "handed back to the queue" if reply else "already taken over",
+                )
