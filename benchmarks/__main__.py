@@ -52,6 +52,8 @@ def main() -> None:
         + ([] if recommended == "default" else ["--concurrency", recommended]),
         "w4": ["w4_uniqueness", "--repeat", "1", "--concurrency", "16"],
         "w5": ["w5_memory", "--repeat", "1"],
+        # Issue 14: an I/O-bound job (one INCR of its own) on convoy and on Huey, same server.
+        "w2io": ["w2_io", "--repeat", repeat],
     }
     only = [name for name in options.only.split(",") if name]
     started = time.monotonic()
@@ -67,6 +69,11 @@ def main() -> None:
     about["load_after"] = os.getloadavg()
     about["seconds"] = time.monotonic() - started
     print_report(about, results, options)
+    if "w2io" in results:
+        from benchmarks.w2_io import tables
+
+        print()
+        print("\n".join(f"  {line}".rstrip() for line in tables(results["w2io"])))
     if options.json:
         options.json.write_text(json.dumps({"about": about, "results": results}, indent=1))
 

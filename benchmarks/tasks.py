@@ -12,6 +12,7 @@ import time
 
 import redis
 
+from benchmarks import io_job
 from django_convoy import convoy_processor, convoy_task, current_job
 
 LATENCY_KEY = "bench:latency"  # "<t0 ns> <started ns>" per job
@@ -53,3 +54,15 @@ def contended(key: int) -> None:
     time.sleep(random.uniform(0, 0.002))
     ended = time.monotonic_ns()
     recorder().rpush(RUNS_KEY, f"{job.id} {job.token} {started} {ended}")
+
+
+@convoy_task(queue="bench")
+def io_incr(n: int) -> None:
+    """W2-io and W1-io: one INCR through the job's own client (``benchmarks/io_job.py``)."""
+    io_job.incr()
+
+
+@convoy_task(queue="latency")
+def io_latency(t0: int) -> None:
+    """W3-io: record when this job started against ``t0``, when it was enqueued."""
+    io_job.record_start(t0)

@@ -1,14 +1,29 @@
+import argparse
 import logging
+import os
 import signal
 import sys
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from django_convoy.conf import get_config
-from django_convoy.exceptions import ConvoyError, RedisUnavailable
-from django_convoy.worker import Backoff, Worker, WorkerCrashed
+from django_convoy.exceptions import ConvoyError
+from django_convoy.worker.serving import serve
+from django_convoy.worker.supervisor import Supervisor
+
+
+def processes(value: str) -> int:
+    """``--processes``: a count of at least 1, or ``auto`` (the CPUs this process may use)."""
+    if value == "auto":
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of processes, at least 1, or auto; not {value!r}"
+        )
+    return int(value)
 
 
 class Command(BaseCommand):
@@ -41,6 +56,14 @@ class Command(BaseCommand):
             "replaced when a job passes JOB_TIMEOUT or crashes its process.",
         )
         parser.add_argument(
+            "--processes",
+            type=processes,
+            default=1,
+            metavar="N",
+            help="Run N worker processes (auto: one per CPU), each with --concurrency slots per "
+            "queue, supervised by this command (default 1: this process is the worker).",
+        )
+        parser.add_argument(
             "--no-jam-guard",
             action="store_true",
             help="Do not recover jammed jobs of these queues from this worker.",
@@ -60,57 +83,24 @@ class Command(BaseCommand):
         if options["grace"] < 0:
             raise CommandError("--grace must be >= 0.")
         _log_to(self.stdout, options["verbosity"])
-        signals_seen: list[int] = []
-        started: list[Worker] = []
-        stopped = threading.Event()  # a signal before the worker exists: do not start it
-
-        # Handlers only set flags: the worker's threads act on them outside the handler.
-        def on_signal(signum: int, frame: Any) -> None:
-            signals_seen.append(signum)
-            stopped.set()
-            if started and len(signals_seen) == 1:
-                started[0].request_stop()
-            elif started:
-                started[0].request_abort()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, on_signal)
-        worker = self._create_worker(queues, options, stopped)
-        if worker is None:
-            return
-        started.append(worker)
-        if stopped.is_set():
-            return
+        worker_options = {
+            "concurrency": options["concurrency"],
+            "burst": options["burst"],
+            "max_jobs": options["max_jobs"],
+            "grace": options["grace"],
+            "jam_guard": not options["no_jam_guard"],
+            "pool": options["pool"],
+        }
         try:
-            worker.run()
-        except WorkerCrashed as exc:  # logged with its traceback; exit non-zero for a supervisor
+            if options["processes"] == 1:
+                serve(queues, worker_options)
+                return
+            supervisor = Supervisor(options["processes"], queues, worker_options)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, supervisor.on_signal)  # only counts: run() forwards
+            supervisor.run()
+        except ConvoyError as exc:  # a worker that could not start, or died (logged above)
             raise CommandError(str(exc)) from exc
-
-    def _create_worker(
-        self, queues: list[str], options: dict[str, Any], stopped: threading.Event
-    ) -> Worker | None:
-        """The worker, once Redis answers: a Redis Cluster client must reach a node to exist,
-        and a worker started before its cluster is up should wait for it, not exit."""
-        backoff = Backoff("starting the worker")
-        while not stopped.is_set():
-            try:
-                worker = Worker(
-                    queues,
-                    concurrency=options["concurrency"],
-                    burst=options["burst"],
-                    max_jobs=options["max_jobs"],
-                    grace=options["grace"],
-                    jam_guard=not options["no_jam_guard"],
-                    pool=options["pool"],
-                )
-            except RedisUnavailable as exc:
-                backoff.wait(stopped, exc)
-            except ConvoyError as exc:
-                raise CommandError(str(exc)) from exc
-            else:
-                backoff.reset()
-                return worker
-        return None
 
 
 def _log_to(stream: Any, verbosity: int) -> None:
