@@ -44,16 +44,18 @@ def spy_command(out: Path, rate: int, gil: bool) -> list[str]:
 
 
 def profile_worker(url: str, options: argparse.Namespace) -> None:
-    """Drain ``options.jobs`` no-op jobs with py-spy attached to the worker."""
-    from benchmarks.tasks import noop
+    """Drain ``options.jobs`` jobs (no-op, or one INCR of their own) with py-spy attached."""
+    from benchmarks.tasks import io_incr, noop
     from django_convoy import get_queue
 
     client = client_for(url)
     flush(client)
     queue = get_queue("bench")
     queue.pause()
+    task = io_incr if options.job == "io" else noop
+    args = "[0]" if options.job == "io" else "[]"
     queue.add_encoded(
-        noop.name, [(f"p-{i}", '{"args":[],"kwargs":{}}') for i in range(options.jobs)]
+        task.name, [(f"p-{i}", '{"args":' + args + ',"kwargs":{}}') for i in range(options.jobs)]
     )
     with WorkerProcess(url, "bench", options.concurrency) as worker:
         worker.wait_registered(client)
@@ -124,6 +126,9 @@ def main() -> None:
     parser.add_argument("target", choices=("worker", "producer"))
     parser.add_argument("--jobs", type=int, default=None, help="default: 60,000 / 20,000")
     parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument(
+        "--job", choices=("noop", "io"), default="noop", help="io: one INCR of its own (W2-io)"
+    )
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--gil", action="store_true", help="only samples holding the GIL")
     parser.add_argument("--out", type=Path, default=None)

@@ -50,6 +50,15 @@ def registered_runners() -> dict[str, Runner]:
     return dict(_runners)
 
 
+def runner_of(job: Run, task_name: str | None) -> tuple[Any, Runner | None]:
+    """What runs a job whose body names ``task_name``: (a task, a runner, or a processor of
+    the job's queue), looked up without copying the registries (a worker asks once per job)."""
+    if task_name is None:
+        return _processors.get(job.queue), None
+    runner = _runners.get(task_name)
+    return (None, runner) if runner is not None else (_tasks.get(task_name), None)
+
+
 @dataclass(frozen=True)
 class ConvoyTask:
     """A function that runs on a convoy queue; call it to run it here, ``enqueue`` to queue it."""

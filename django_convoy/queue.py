@@ -31,7 +31,16 @@ def get_queue(name: str) -> ConvoyQueue:
             f"No queue {name!r} in CONVOY['QUEUES']; configured queues: "
             f"{', '.join(sorted(config.queues))}."
         ) from None
-    return ConvoyQueue(queue_config, config.key_prefix, connection.get_client())
+    client = connection.get_client()
+    # Made once per settings and client: every enqueue() asks, and building the keys and
+    # looking up the scripts is a visible share of an add's time in Python.
+    made = _made.get(name)
+    if made is None or made.config is not queue_config or made.client is not client:
+        made = _made[name] = ConvoyQueue(queue_config, config.key_prefix, client)
+    return made
+
+
+_made: dict[str, ConvoyQueue] = {}
 
 
 class ConvoyQueue:

@@ -19,7 +19,7 @@ class QueueKeys(NamedTuple):
     processing: str  # ZSET id -> lease deadline, ms by the Redis clock
     failed: str  # ZSET id -> time of the final failure, ms
     jobs: str  # HASH id -> "enqueued_ms|attempts|jams|priority|" + JSON {"task":, "payload":}
-    run: str  # HASH id -> "token|started_ms|worker_id" while a worker holds the job
+    run: str  # HASH id -> "token|started_ms|attempt|worker_id" while a worker holds the job
     rerun: str  # HASH id -> "priority|body" of the run to queue when the current one ends
     errors: str  # HASH id -> JSON of the job's last error
     seq: str  # STRING counter: FIFO order among equal priorities, and fencing tokens

@@ -2,7 +2,7 @@
 
 Small frozen dataclasses over the scripts' replies. A job's record (``jobs`` HASH) is
 ``"enqueued_ms|attempts|jams|priority|" + body``, a run's (``run`` HASH) ``"token|started_ms|
-worker"``, a body ``{"task": name, "payload": ...}``: they are read here and nowhere else in
+attempt|worker"``, a body ``{"task": name, "payload": ...}``: they are read here and nowhere else in
 Python (``lua/_prelude.lua`` reads them in Lua).
 """
 
@@ -58,17 +58,29 @@ class RecordHead:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """Who holds a job while it is processing: the run's fencing token, start and worker."""
+    """Who holds a job while it is processing: the run's fencing token, start, attempt, worker."""
 
     token: str
     started_ms: int | None
+    attempt: int | None
     worker: str | None
 
     @classmethod
     def parse(cls, text: str) -> RunRecord:
-        """Read ``"token|started_ms|worker"``; an empty one (no run) reads as all unknown."""
-        token, started, worker = ([*text.split("|", 2), "", ""])[:3] if text else ("", "", "")
-        return cls(token, to_int(started, None) if started else None, worker or None)
+        """Read ``"token|started_ms|attempt|worker"`` (or, written before attempts were kept
+        there, ``"token|started_ms|worker"``); an empty one (no run) reads as all unknown."""
+        parts = text.split("|", 3) if text else []
+        if len(parts) == 4 and parts[2].isdigit():
+            token, started, attempt, worker = parts
+        else:
+            token, started, worker = ([*text.split("|", 2), "", ""])[:3] if text else ("",) * 3
+            attempt = ""
+        return cls(
+            token,
+            to_int(started, None) if started else None,
+            to_int(attempt, None) if attempt else None,
+            worker or None,
+        )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from django.db import close_old_connections
 
 from ..conf import get_config
 from ..context import JobContext, _current
-from ..decorators import registered_processors, registered_runners, registered_tasks
+from ..decorators import runner_of
 from ..exceptions import UnknownTask
 from ..retries import failure_is_final
 from ..store import Run, decode_body
@@ -29,19 +29,17 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
         raise UnknownTask(
             f"Job {job.id!r} has a corrupt body ({exc}): {job.body[:200]!r}"
         ) from None
+    found, runner = runner_of(job, task_name)
+    if runner is not None:
+        return runner(job, payload, worker)
     if task_name is None:
-        processor = registered_processors().get(job.queue)
-        if processor is None:
+        if found is None:
             raise UnknownTask(
                 f"Job {job.id!r} was added with add_job and queue {job.queue!r} has no "
                 "processor; register one with @convoy_processor."
             )
-        return lambda: processor(job.id, payload)
-    runner = registered_runners().get(task_name)
-    if runner is not None:
-        return runner(job, payload, worker)
-    task = registered_tasks().get(task_name)
-    if task is None:
+        return lambda: found(job.id, payload)
+    if found is None:
         raise UnknownTask(
             f"Job {job.id!r} names task {task_name!r}, which is not registered with "
             "@convoy_task in any installed app's tasks module."
@@ -55,7 +53,7 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
             f"Job {job.id!r}: a task payload needs 'args' (a list) and "
             f"'kwargs' (an object), not {payload!r:.200}."
         )
-    return lambda: task.func(*payload["args"], **payload["kwargs"])
+    return lambda: found.func(*payload["args"], **payload["kwargs"])
 
 
 def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict[str, Any]:

@@ -140,10 +140,13 @@ class Reporter:
 
     def _log_acks(self, name: str, outcomes: list[Outcome], replies: list[int]) -> None:
         done = 0
+        verbose = logger.isEnabledFor(logging.INFO)
         for outcome, reply in zip(outcomes, replies, strict=True):
             run = outcome.active.run
             if reply:
                 done += 1
+                if not verbose:
+                    continue
                 logger.info(
                     "%s %s attempt %d done in %.1f ms%s",
                     name,
@@ -160,7 +163,7 @@ class Reporter:
                     name,
                     run.id,
                 )
-            self.state.forget(outcome.active)
+        self.state.forget_all([outcome.active for outcome in outcomes])
         self.state.count(processed=done)
 
     def _report_failure(self, outcome: Outcome) -> None:

@@ -121,6 +121,19 @@ class WorkerState:
         with self.lock:
             self.runs.pop((active.run.queue, active.run.token), None)
 
+    def forget_all(self, actives: list[ActiveRun]) -> None:
+        """``forget`` many runs under one lock (the reporter's acks)."""
+        freed = False
+        with self.lock:
+            for active in actives:
+                if active.slot_held:
+                    active.slot_held = False
+                    self.busy[active.run.queue] -= 1
+                    freed = True
+                self.runs.pop((active.run.queue, active.run.token), None)
+        if freed:
+            self.slot_freed.set()
+
     def count(self, processed: int = 0, failed: int = 0) -> None:
         """Add to the totals the heartbeat reports."""
         with self.lock:

@@ -35,6 +35,7 @@ from django_convoy.exceptions import JobNotFound
 from django_convoy.queue import Queue
 from django_convoy.store import Run as StoreRun
 from django_convoy.store.keys import inbox_key
+from django_convoy.store.records import RunRecord
 from django_convoy.testing.servers import RedisServer
 
 from . import checker
@@ -331,6 +332,9 @@ class QueueModel(RuleBasedStateMachine):
         )
         for job_id, entry in self.entries.items():
             _, attempts, jams, priority, body = client.hget(keys.jobs, job_id).split("|", 4)
+            run = RunRecord.parse(client.hget(keys.run, job_id) or "")
+            # A claim writes its attempt on the run only: the record counts the runs that ended.
+            attempts = max(int(attempts), run.attempt or 0)
             assert (int(attempts), int(jams), int(priority)) == (
                 entry.attempts,
                 entry.jams,

@@ -7,7 +7,9 @@
 --   3 processing  ZSET id -> lease deadline (ms); deadline < now means jammed
 --   4 failed      ZSET id -> final failure time (ms)
 --   5 jobs        HASH id -> "enqueued_ms|attempts|jams|priority|" .. JSON body (opaque here)
---   6 run         HASH id -> "token|started_ms|worker"   (present only while held)
+--   6 run         HASH id -> "token|started_ms|attempt|worker"   (present only while held; the
+--                 attempt is the run's: a claim writes it here alone, sparing the job's record,
+--                 body and all, a rewrite; the record's attempts count the runs that ended)
 --   7 rerun       HASH id -> "priority|body" of a rerun requested while processing
 --   8 errors      HASH id -> JSON of the last error
 --   9 seq         STRING counter: FIFO sequence and fencing tokens
@@ -117,18 +119,58 @@ local function push_queued(id, priority, seq)
   redis.call('ZADD', K.queued, int((100 - priority) * PRIORITY_STEP + seq), id)
 end
 
--- The token of the run holding id, or nil.
-local function run_token(id)
+-- A run record: token, started_ms, attempt (a number; 0 in a record of before attempts were
+-- kept here), worker. Nothing for garbage.
+local function parse_run(run)
+  local token, started, attempt, worker = string.match(run, '^(%d+)|(%d+)|(%d+)|(.*)$')
+  if token then return token, started, tonumber(attempt), worker end
+  token, started, worker = string.match(run, '^(%d+)|(%d+)|(.*)$')
+  return token, started, 0, worker
+end
+
+local function write_run(id, token, now, attempt, worker)
+  redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. attempt .. '|' .. worker)
+end
+
+-- The attempt of the run holding id with this token (0 if its record predates attempts kept
+-- here), or nil when the token no longer holds the job.
+local function held_run(id, token)
+  if token == nil then return nil end
   local run = redis.call('HGET', K.run, id)
-  if run then
-    return string.match(run, '^(%d+)|')
-  end
-  return nil
+  if not run then return nil end
+  local held, _, attempt = parse_run(run)
+  if held ~= token or not redis.call('ZSCORE', K.processing, id) then return nil end
+  return attempt
 end
 
 local function owns(id, token)
-  return token ~= nil and run_token(id) == token
-    and redis.call('ZSCORE', K.processing, id) ~= false
+  return held_run(id, token) ~= nil
+end
+
+-- The attempt of the run holding id now (0 if none, or unknown).
+local function live_attempt(id)
+  local run = redis.call('HGET', K.run, id)
+  if not run then return 0 end
+  local _, _, attempt = parse_run(run)
+  return attempt or 0
+end
+
+-- m with its attempts counting the live run of id, whose claim wrote it on the run only.
+local function with_live_attempt(id, m)
+  local attempt = live_attempt(id)
+  if attempt > m.attempts then m.attempts = attempt end
+  return m
+end
+
+-- A run that ends without releasing its job (a failure, a jam, a hand-back, an orphan): its
+-- attempt goes into the job's record, for the next run to count on.
+local function keep_attempt(id, attempt)
+  local m = read_job(id)
+  if attempt and attempt > m.attempts then
+    m.attempts = attempt
+    write_job(id, m)
+  end
+  return m
 end
 
 local function stop_run(id)
@@ -223,8 +265,8 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   else
     redis.call('ZREM', K.idle, request)
   end
-  write_job(id, {enqueued = now, attempts = 1, jams = 0, priority = priority, body = body})
-  redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
+  write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
+  write_run(id, token, now, 1, worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
   -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
@@ -395,14 +437,12 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   for i = 1, #popped, 2 do
     local id = popped[i]
     local m = read_job(id)
-    m.attempts = m.attempts + 1
-    write_job(id, m)
     token = token + 1
-    redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. worker)
+    write_run(id, token, now, m.attempts + 1, worker)
     redis.call('ZADD', K.processing, int(now + lease), id)
     out[#out + 1] = id
     out[#out + 1] = m.body
-    out[#out + 1] = m.attempts
+    out[#out + 1] = m.attempts + 1
     out[#out + 1] = token
   end
   -- Pass the baton: if work is left, make sure another idle worker wakes for it.
@@ -428,15 +468,21 @@ local function ack_runs(first)
   local out = {}
   local processed = 0
   local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
+  local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
-    if owns(id, token) then
-      stop_run(id)
+    local run = redis.call('HGET', K.run, id)
+    local held = parse_run(run or '')
+    -- The ZREM is the check that the job is processing (by the schema it is, while run has
+    -- it) and the first step of stopping the run, in one command.
+    if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
+      redis.call('HDEL', K.run, id)
       processed = processed + 1
       if reruns and queue_pending_rerun(id, now) then
         out[#out + 1] = 2
       else
-        release(id)
+        redis.call('HDEL', K.jobs, id)
+        if errors then redis.call('HDEL', K.errors, id) end
         out[#out + 1] = 1
       end
     else

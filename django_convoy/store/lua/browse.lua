@@ -49,7 +49,7 @@ end
 
 for i = 1, #page, 2 do
   local id = page[i]
-  local job = read_job(id)
+  local job = with_live_attempt(id, read_job(id))
   local error_type, error_message = '', ''
   local error_json = redis.call('HGET', K.errors, id)
   if error_json then

@@ -5,9 +5,11 @@
 refuse_corrupt_keys('list')
 local id, token, error_json = ARGV[1], ARGV[2], ARGV[3]
 local retry_delay = tonumber(ARGV[4])
-if not owns(id, token) then return 'stale' end
+local attempt = held_run(id, token)
+if attempt == nil then return 'stale' end
 local now = now_ms()
 stop_run(id)
+keep_attempt(id, attempt)
 redis.call('HSET', K.errors, id, error_json)
 log_error(error_json, tonumber(ARGV[6]), tonumber(ARGV[7]))
 if retry_delay >= 0 then

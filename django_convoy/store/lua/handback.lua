@@ -9,13 +9,11 @@ local out = {}
 local any = false
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  if owns(id, token) then
+  local attempt = held_run(id, token)
+  if attempt ~= nil then
     stop_run(id)
-    local m = read_job(id)
-    if unstarted and m.attempts > 0 then
-      m.attempts = m.attempts - 1
-      write_job(id, m)
-    end
+    -- A run that never started leaves the record's attempts as they were: not counted.
+    local m = unstarted and read_job(id) or keep_attempt(id, attempt)
     push_queued(id, m.priority)
     any = true
     out[#out + 1] = 1

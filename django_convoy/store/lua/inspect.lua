@@ -7,7 +7,7 @@ local now = now_ms()
 local state = state_of(id, now)
 if not state then return {int(now), ''} end
 local set = state == 'jammed' and 'processing' or state
-local job = read_job(id)
+local job = with_live_attempt(id, read_job(id))
 return {
   int(now), state, redis.call('ZSCORE', K[set], id) or '', job.body, counters_of(job),
   redis.call('HGET', K.run, id) or '', redis.call('HGET', K.errors, id) or '',

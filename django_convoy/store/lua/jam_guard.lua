@@ -13,10 +13,10 @@ local out = {}
 local requeued = false
 for i = 1, #jammed, 2 do
   local id, deadline = jammed[i], jammed[i + 1]
-  local run = redis.call('HGET', K.run, id) or ''
-  local started, worker = string.match(run, '^%d+|(%d+)|(.*)$')
+  local _, started, attempt, worker = parse_run(redis.call('HGET', K.run, id) or '')
   stop_run(id)
   local m = read_job(id)
+  if attempt and attempt > m.attempts then m.attempts = attempt end
   local action
   if mode == 'drop' then
     redis.call('HDEL', K.rerun, id)

@@ -15,10 +15,10 @@ local out = {}
 local entries = redis.call('HGETALL', K.run)
 for i = 1, #entries, 2 do
   local id, run = entries[i], entries[i + 1]
-  local token, holder = string.match(run, '^(%d+)|%d+|(.*)$')
+  local token, _, attempt, holder = parse_run(run)
   if holder == worker and not known[token] and redis.call('ZSCORE', K.processing, id) then
     stop_run(id)
-    push_queued(id, priority_of(id))
+    push_queued(id, keep_attempt(id, attempt).priority)
     out[#out + 1] = id
   end
 end

@@ -5,9 +5,10 @@
 -- Returns: now_ms, or 0 when the token no longer holds the job (a late worker: refused).
 local id, token, status, value, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local result = EXTRA_KEY
-if not owns(id, token) then return 0 end
+local attempt = held_run(id, token)
+if attempt == nil then return 0 end
 local now = now_ms()
-local attempt = read_job(id).attempts
+attempt = math.max(attempt, read_job(id).attempts)
 redis.call('HSET', result, 'status', status, 'attempt', attempt)
 if status == 'SUCCESSFUL' then
   redis.call('HSET', result, 'return', value, 'finished', int(now))

@@ -14,7 +14,7 @@ local now = now_ms()
 local out = {int(now), '', '', 0, ''}
 local id = redis.call('HGET', result, 'job')
 local state = id and state_of(id, now)
-local job = state and read_job(id)
+local job = state and with_live_attempt(id, read_job(id))
 if job and result_of(job.body) == rid then
   local set = state == 'jammed' and 'processing' or state
   out[2] = state

@@ -7,9 +7,11 @@
 -- attempt), last_attempted, finished, return (JSON), worker:<attempt>, error:<attempt> (JSON).
 local id, token, worker, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local result = EXTRA_KEY
-if not owns(id, token) then return {} end
+local attempt = held_run(id, token)
+if attempt == nil then return {} end
 local now = now_ms()
 local m = read_job(id)
+if attempt > m.attempts then m.attempts = attempt end
 if redis.call('EXISTS', result) == 0 then
   -- It expired while the job waited longer than keep_ms: the job still has all it needs.
   redis.call('HSET', result, 'job', id, 'body', m.body,
