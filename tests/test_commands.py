@@ -83,10 +83,17 @@ def test_jamguard_dry_run_lists_without_recovering(redis_client):
     out = StringIO()
     call_command("convoy_jamguard", "crashy", "--dry-run", stdout=out)
     assert "crashy x: jammed (worker gone-worker" in out.getvalue()
+    assert out.getvalue().endswith("crashy: 1 jammed\n")
     assert queue.get_job("x").state == "jammed"
     call_command("convoy_jamguard", "crashy", "--once", "--drop", stdout=out)
     assert "crashy x: dropped" in out.getvalue()
     assert queue.get_job("x") is None
+
+
+def test_jamguard_dry_run_says_0_jammed_for_each_queue_with_none():
+    out = StringIO()
+    call_command("convoy_jamguard", "crashy", "fast", "--once", "--dry-run", stdout=out)
+    assert out.getvalue() == "crashy: 0 jammed\nfast: 0 jammed\n"
 
 
 def test_burst_worker_exits_when_its_queues_are_empty():
