@@ -216,6 +216,26 @@ class ConvoyQueue:
         delay_ms = -1 if final else int(retry_delay(run.attempt, self.config.retry_backoff) * 1000)
         return self.store.fail(run, json.dumps(error), delay_ms, self.failed_ttl_ms)
 
+    def keep_result(self, run: Run, value: Any) -> bool:
+        """Keep what ``run``'s code returned, as JSON, for the queue's ``RESULT_TTL``; a value
+        that is not JSON or is over ``MAX_RESULT_BYTES`` is not kept, and the kept result says
+        why. False when the run no longer holds its job (nothing written)."""
+        ttl_ms = int(self.config.result_ttl * 1000)
+        if ttl_ms <= 0:
+            return True
+        try:
+            text, kept = json.dumps(value, separators=(",", ":"), ensure_ascii=False), True
+        except (TypeError, ValueError) as exc:
+            text, kept = f"not JSON ({type(exc).__name__}: {exc})", False
+        size = len(text.encode()) if kept else 0
+        if size > self.config.max_result_bytes:
+            text, kept = (
+                f"too large: {size:,} bytes of JSON, over this queue's MAX_RESULT_BYTES "
+                f"({self.config.max_result_bytes:,})",
+                False,
+            )
+        return self.store.keep_result(run, kept, text, ttl_ms)
+
     def renew(self, runs: Sequence[tuple[str, str]]) -> list[int]:
         """Extend the leases of runs; per run 1 renewed, 0 refused (taken meanwhile)."""
         return self.store.renew(runs, self.lease_ms)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,7 @@ def test_demo_shell_reaches_the_demos_redis_and_ctrl_c_stops_everything_quietly(
         )
         assert shell.returncode == 0, shell.stdout + shell.stderr
         assert "truck-42 added=True" in shell.stdout
-        assert "truck-42 done" in shell.stdout  # the demo's worker ran it
+        assert "truck-42 done truck 42 is clean" in shell.stdout  # the demo's worker ran it
         assert children_of(demo.pid) >= started  # the shell started no server of its own
         assert not list(tmp_path.glob("**/redis.lock"))
 
@@ -110,8 +109,8 @@ from django_convoy import get_queue
 from testproject.trucks.tasks import wash_truck
 result = wash_truck.enqueue(42)
 print(result.id, f"added={result.added}")
-deadline = time.monotonic() + 20
-while get_queue("monsterTrucks").get_job("truck-42") is not None and time.monotonic() < deadline:
+queue, deadline = get_queue("monsterTrucks"), time.monotonic() + 20
+while queue.get_job("truck-42").state != "done" and time.monotonic() < deadline:
     time.sleep(0.1)
-print(result.id, "done" if get_queue("monsterTrucks").get_job("truck-42") is None else "waiting")
+print(result.id, queue.get_job("truck-42").state, queue.get_job("truck-42").result.value)
 """

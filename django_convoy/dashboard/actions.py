@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..exceptions import JobNotFound
 from ..queue import ConvoyQueue
 
 

@@ -10,9 +10,11 @@ import json
 from typing import Any
 
 from .records import (
+    DONE,
     ClaimBatch,
     DataMarks,
     Job,
+    JobResult,
     JobRow,
     RecordHead,
     Run,
@@ -90,10 +92,14 @@ def handed_run(queue: str, message: str) -> Run:
 
 
 def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
-    """inspect.lua: a snapshot of the job ``args[0]``, or None."""
+    """inspect.lua: a snapshot of the job ``args[0]`` (state "done": only its result), or
+    None."""
     if not reply[1]:
         return None
-    _, state, score, body, counters, run, error, rerun = reply
+    _, state, score, body, counters, run, error, rerun, kept = reply
+    result = JobResult.parse(kept) if kept else None
+    if state == DONE:
+        return _done(queue, args[0], result)
     try:
         task, payload = decode_body(body)
     except ValueError:
@@ -117,7 +123,26 @@ def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
         priority=head.priority,
         jams=head.jams,
         rerun_pending=bool(to_int(rerun)),
+        result=result,
         **state_times(state, score),
+    )
+
+
+def _done(queue: str, job_id: str, result: JobResult | None) -> Job | None:
+    """A job that is over, of which only what its last run returned is left."""
+    if result is None:  # a mangled result: nothing to show
+        return None
+    return Job(
+        id=job_id,
+        payload=None,
+        state=DONE,
+        attempts=result.attempt,
+        enqueued_at=None,
+        started_at=result.started_at,
+        worker=result.worker,
+        last_error=None,
+        queue=queue,
+        result=result,
     )
 
 
