@@ -187,6 +187,15 @@ class RecoveredJob:
 
 
 @dataclass(frozen=True)
+class HeldRuns:
+    """The runs of one queue that one worker holds now, as Redis knows them."""
+
+    queue: str
+    count: int
+    oldest: list[tuple[str, float]]  # (id, seconds it has been running), longest first
+
+
+@dataclass(frozen=True)
 class Run:
     """One run of a job handed to a worker: what it needs to execute the job and to prove, with
     its fencing token, that it still holds it."""
@@ -235,6 +244,7 @@ class JobRow:
     error_type: str
     error_message: str
     rerun_pending: bool
+    ran_for: float | None = None  # failed: seconds its last run took (its error's "ran_ms")
 
     @property
     def past_lease(self) -> float | None:

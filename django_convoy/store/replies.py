@@ -13,6 +13,7 @@ from .records import (
     DONE,
     ClaimBatch,
     DataMarks,
+    HeldRuns,
     Job,
     JobResult,
     JobRow,
@@ -28,7 +29,7 @@ from .records import (
 
 CLAIM_HEADER = 6  # now, next due, paused, sequence, born, waiting; then 4 fields per run
 JAM_ROW = 7  # id, action, worker, started_ms, deadline_ms, attempts, jams
-BROWSE_ROW = 9
+BROWSE_ROW = 10
 COUNTS = (
     "queued",
     "processing",
@@ -175,6 +176,7 @@ def _row(
     error_type: str,
     error_message: str,
     rerun: int,
+    ran_ms: str,
 ) -> JobRow:
     complete = len(body_head.encode()) == to_int(body_bytes)
     task, payload = split_body(body_head, complete=complete)
@@ -199,8 +201,24 @@ def _row(
         error_type=error_type,
         error_message=error_message,
         rerun_pending=bool(to_int(rerun)),
+        ran_for=to_int(ran_ms) / 1000 if ran_ms != "" else None,
         **state_times(state, state_ms),
     )
+
+
+def held_runs(queue: str, args: list[Any], reply: list[Any]) -> dict[str, HeldRuns]:
+    """running.lua: per worker id, the runs of this queue it holds now (oldest listed)."""
+    now_ms, found, i = to_int(reply[0]), {}, 1
+    while i < len(reply):
+        worker, count, listed = reply[i], to_int(reply[i + 1]), to_int(reply[i + 2])
+        pairs = reply[i + 3 : i + 3 + 2 * listed]
+        found[worker] = HeldRuns(
+            queue,
+            count,
+            [(pairs[j], (now_ms - to_int(pairs[j + 1])) / 1000) for j in range(0, len(pairs), 2)],
+        )
+        i += 3 + 2 * listed
+    return found
 
 
 def task_added(queue: str, args: list[Any], reply: list[Any]) -> tuple[int, str, str]:

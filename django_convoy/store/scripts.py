@@ -54,6 +54,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("resume", replies.as_int),  # not a MULTI: runs on a Redis Cluster too
         ScriptSpec("release_orphans", replies.as_is),
         ScriptSpec("browse", replies.page_rows, writes=False),
+        ScriptSpec("running", replies.held_runs, writes=False),
         # Django's Tasks framework backend (backends/): runs and their results.
         ScriptSpec("task_add", replies.task_added, add=True),
         ScriptSpec("task_start", replies.as_is),
