@@ -252,7 +252,9 @@ def test_final_failure_keeps_the_error_and_releases_the_id(queue):
     error = {"type": "builtins.ValueError", "message": "bad", "traceback": "Traceback..."}
     assert queue.fail(run, error) == "failed"
     job = queue.get_job("a")
+    ran_ms = job.last_error.pop("ran_ms")  # the run's duration, by Redis's clock
     assert (job.state, job.last_error, job.payload) == ("failed", error, [1])
+    assert 0 <= ran_ms < 5000
     assert job.failed_at is not None
     assert queue.stats()["failed_total"] == 1
     again = queue.add_job("a", payload=[2])
