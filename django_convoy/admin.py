@@ -53,6 +53,11 @@ class QueueAdmin(admin.ModelAdmin):
             ),
             path("queue/<str:name>/job/<str:job_id>/", view(views.job_page), name=f"{prefix}_job"),
             path(
+                "queue/<str:name>/result/<str:result_id>/",
+                view(views.task_result_page),
+                name=f"{prefix}_task_result",
+            ),
+            path(
                 "queue/<str:name>/job/<str:job_id>/do/<slug:action>/",
                 view(views.job_action),
                 name=f"{prefix}_job_action",

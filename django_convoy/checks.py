@@ -64,8 +64,9 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[Warning
 
 @register("convoy", deploy=True)
 def check_replication(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """Warn where a Cluster or Sentinel server keeps no persistence (W003), and where
-    WAIT_REPLICAS asks for more replicas than a primary has (W004). Talks to Redis."""
+    """Warn where a Redis server keeps no persistence (W003: a single server, or any of a
+    Cluster or Sentinel group), and where WAIT_REPLICAS asks for more replicas than a primary
+    has (W004). Talks to Redis."""
     from . import connection
     from .conf import get_config
     from .connection.cluster import replication_warnings
@@ -74,8 +75,6 @@ def check_replication(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     if find_problems(getattr(settings, "CONVOY", None)):
         return []
     config = get_config()
-    if config.topology is None and not config.wait_replicas:
-        return []
     try:
         client = connection.get_client()
         with connection.reporting_unavailable(client):

@@ -28,6 +28,8 @@ QUEUE_DEFAULTS: dict[str, Any] = {
     "MAX_JAMS": 3,
     "FAILED_TTL": 7 * 24 * 3600.0,
     "MAX_PAYLOAD_BYTES": 512 * 1024,
+    "RESULT_TTL": 24 * 3600.0,
+    "MAX_RESULT_BYTES": 64 * 1024,
 }
 # key: (accepted types, smallest valid value, whether that value itself is allowed)
 QUEUE_RULES: dict[str, tuple[tuple[type, ...], float, bool]] = {
@@ -39,6 +41,8 @@ QUEUE_RULES: dict[str, tuple[tuple[type, ...], float, bool]] = {
     "MAX_JAMS": ((int,), 0, True),
     "FAILED_TTL": ((int, float), 0, False),
     "MAX_PAYLOAD_BYTES": ((int,), 1, True),
+    "RESULT_TTL": ((int, float), 0, True),
+    "MAX_RESULT_BYTES": ((int,), 1, True),
 }
 TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTIONS")
 # Redis Cluster, Sentinel, and waiting for replicas (topology.py, cluster.py, replication.py).
@@ -62,6 +66,8 @@ class QueueConfig:
     max_jams: int = QUEUE_DEFAULTS["MAX_JAMS"]
     failed_ttl: float = QUEUE_DEFAULTS["FAILED_TTL"]
     max_payload_bytes: int = QUEUE_DEFAULTS["MAX_PAYLOAD_BYTES"]
+    result_ttl: float = QUEUE_DEFAULTS["RESULT_TTL"]  # 0: keep no return value
+    max_result_bytes: int = QUEUE_DEFAULTS["MAX_RESULT_BYTES"]
 
 
 @dataclass(frozen=True)

@@ -43,4 +43,9 @@ class JobTimeout(ConvoyError):
 
 
 class JobNotFound(ConvoyError, LookupError):
-    """An action named a job that is not (or no longer) in the state it needs."""
+    """An action named a job that is not (or no longer) in the state it needs.
+
+    Raised by ``requeue_failed``, it also carries ``requeued``: the ids it did queue.
+    """
+
+    requeued: list[str] = []

@@ -172,9 +172,19 @@ class ConvoyQueue:
         return state
 
     def requeue_failed(self, job_ids: Iterable[str | int] | None = None) -> list[str]:
-        """Give failed jobs (these, or all of them) a fresh run; return the ids queued."""
-        ids = None if job_ids is None else [normalise_id(job_id) for job_id in job_ids]
-        return self.store.requeue(ids)
+        """Give failed jobs (these, or all of them) a fresh run; return the ids queued.
+
+        Each named id that is failed is queued; then, if any was not failed, raise
+        ``JobNotFound`` naming each and what it is now (its ``requeued`` lists those queued).
+        """
+        if job_ids is None:
+            return self.store.requeue(None)
+        ids = list(dict.fromkeys(normalise_id(job_id) for job_id in job_ids))
+        queued = self.store.requeue(ids)
+        if len(queued) < len(ids):
+            done = set(queued)
+            raise _not_failed(self, [job_id for job_id in ids if job_id not in done], queued)
+        return queued
 
     def pause(self) -> None:
         """Stop workers claiming from this queue; adds are still accepted."""
@@ -215,6 +225,26 @@ class ConvoyQueue:
         delay_ms = -1 if final else int(retry_delay(run.attempt, self.config.retry_backoff) * 1000)
         return self.store.fail(run, json.dumps(error), delay_ms, self.failed_ttl_ms)
 
+    def keep_result(self, run: Run, value: Any) -> bool:
+        """Keep what ``run``'s code returned, as JSON, for the queue's ``RESULT_TTL``; a value
+        that is not JSON or is over ``MAX_RESULT_BYTES`` is not kept, and the kept result says
+        why. False when the run no longer holds its job (nothing written)."""
+        ttl_ms = int(self.config.result_ttl * 1000)
+        if ttl_ms <= 0:
+            return True
+        try:
+            text, kept = json.dumps(value, separators=(",", ":"), ensure_ascii=False), True
+        except (TypeError, ValueError) as exc:
+            text, kept = f"not JSON ({type(exc).__name__}: {exc})", False
+        size = len(text.encode()) if kept else 0
+        if size > self.config.max_result_bytes:
+            text, kept = (
+                f"too large: {size:,} bytes of JSON, over this queue's MAX_RESULT_BYTES "
+                f"({self.config.max_result_bytes:,})",
+                False,
+            )
+        return self.store.keep_result(run, kept, text, ttl_ms)
+
     def renew(self, runs: Sequence[tuple[str, str]]) -> list[int]:
         """Extend the leases of runs; per run 1 renewed, 0 refused (taken meanwhile)."""
         return self.store.renew(runs, self.lease_ms)
@@ -236,6 +266,26 @@ class ConvoyQueue:
     def data_marks(self) -> DataMarks:
         """Read the queue's sequence counter and birth time (see ``health.DataMarkWatch``)."""
         return self.store.data_marks()
+
+
+def _not_failed(queue: ConvoyQueue, missing: list[str], queued: list[str]) -> JobNotFound:
+    """The error of a requeue that found ``missing`` not failed, saying what each is now."""
+    found = {job_id: queue.get_job(job_id) for job_id in missing}
+    now = {
+        job_id: f"it is {job.state}" if job else "no job has that id"
+        for job_id, job in found.items()
+    }
+    if len(missing) == 1 and not queued:
+        message = f"Job {missing[0]!r} of queue {queue.name!r} is not failed: {now[missing[0]]}."
+    else:
+        listed = "; ".join(f"{job_id!r}: {state}" for job_id, state in now.items())
+        message = (
+            f"{len(missing)} of the jobs to requeue in queue {queue.name!r} are not failed "
+            f"({listed}); the other {len(queued)} were queued."
+        )
+    error = JobNotFound(message)
+    error.requeued = queued
+    return error
 
 
 Queue = ConvoyQueue  # the name README and existing code use

@@ -1,11 +1,20 @@
 """`make demo`: queue monster-truck jobs, watch a worker run them, then keep the admin running.
 
-Starts everything it needs (an embedded redis-server unless REDIS_URL is set, a worker, the
-development server) and stops all of it on Ctrl-C. DEMO_SECONDS=N stops it after N seconds.
+Starts everything it needs (a redis-server on a socket in testproject/var unless REDIS_URL is
+set, a worker, the development server) and stops all of it on Ctrl-C, SIGTERM or SIGHUP: the
+worker first (it hands back what it runs), then the development server, then Redis.
+DEMO_SECONDS=N stops it after N seconds; DEMO_PORT chooses the server's port; DEMO_VAR the
+directory of its database and Redis socket.
+
+Everything it starts runs in a session of its own, so that the terminal's Ctrl-C reaches only
+the demo, which then stops them in order (a redis-server that got the SIGINT too would die
+before the worker could hand its jobs back). On Linux each also dies with the demo, should the
+demo itself be killed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -18,35 +27,75 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
 
-def main() -> None:
-    server = None
-    if not os.environ.get("REDIS_URL"):
-        from django_convoy.testing.servers import RedisServer
+def _die_with_the_demo() -> None:
+    """In a child, before it runs: ask Linux for a SIGTERM when the demo dies (PR_SET_PDEATHSIG),
+    so that a demo killed with SIGKILL leaves nothing running."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C and SIGTERM still stop everything
 
-        var = ROOT / "testproject" / "var"
-        server = RedisServer(directory=var / "redis").start()
-        os.environ["REDIS_URL"] = server.url
-        print(f"Started an embedded redis-server at {server.url}")
+
+# Popen options of everything the demo starts (see the module's docstring).
+OWN_SESSION = {"start_new_session": True, "preexec_fn": _die_with_the_demo}
+
+
+def stop_demo(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_demo)
+    server = None
     children: list[subprocess.Popen] = []
     try:
+        if not os.environ.get("REDIS_URL"):
+            server = start_redis()
         run_demo(children)
     except KeyboardInterrupt:
-        print("\nStopping...")
+        print("\nStopping: the worker first, then the development server, then Redis...")
     finally:
-        for child in children:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        for child in children:  # in the order they started: the worker first
             child.send_signal(signal.SIGINT)
-        for child in children:
             try:
-                child.wait(timeout=35)
+                child.wait(timeout=40)  # the worker's --grace is 30 s
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
         if server:
             server.stop()
         print("Stopped everything the demo started.")
 
 
+def start_redis():
+    """Start the demo's redis-server on the socket the project's settings point at."""
+    import redis
+
+    from django_convoy.testing.servers import RedisServer, find_redis_server
+    from testproject.settings import VAR, demo_redis_socket
+
+    sock = demo_redis_socket()
+    try:
+        redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping()
+    except (redis.ConnectionError, FileNotFoundError):
+        pass
+    else:
+        print(f"Using the redis-server already answering at unix://{sock} (not the demo's own,")
+        print("so it keeps running after the demo; stop it with redis-cli -s ... shutdown).")
+        return None
+    binary = find_redis_server()
+    server = RedisServer(unix_socket=sock, directory=VAR / "redis", popen=OWN_SESSION).start()
+    print(f"Started {binary} at {server.url} (stops with the demo)")
+    return server
+
+
 def manage(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, **OWN_SESSION, **kwargs
+    )
 
 
 def run_demo(children: list[subprocess.Popen]) -> None:
@@ -93,7 +142,15 @@ def run_demo(children: list[subprocess.Popen]) -> None:
     port = os.environ.get("DEMO_PORT", "8000")
     children.append(manage("runserver", f"127.0.0.1:{port}", "--noreload"))
     print(f"\nAdmin: http://127.0.0.1:{port}/admin/  (login: demo / demo)")
-    print("The worker keeps running: queue more jobs from `python manage.py shell`.")
+    print("The worker keeps running: queue more jobs from another terminal, e.g.")
+    print(
+        "  .venv/bin/python manage.py shell -c "
+        '"from testproject.trucks.tasks import wash_truck; print(wash_truck.enqueue(42))"'
+    )
+    if os.environ.get("REDIS_URL"):
+        print("  (with the same REDIS_URL in its environment: the settings read it there).")
+    else:
+        print("  (the project's settings point every manage.py command at the demo's Redis).")
     print("Press Ctrl-C to stop everything.")
     seconds = float(os.environ.get("DEMO_SECONDS", "inf"))
     end = time.monotonic() + seconds

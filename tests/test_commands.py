@@ -12,6 +12,8 @@ from django_convoy import get_queue
 from tests.helpers import manage, test_log, wait_until
 from tests.jobs import tasks
 
+SUBPROCESS = {"timeout": 60, "capture_output": True, "text": True}
+
 
 def started(key: str) -> bool:
     return any(entry.startswith(f"start crashy-{key}") for entry in test_log())
@@ -83,10 +85,17 @@ def test_jamguard_dry_run_lists_without_recovering(redis_client):
     out = StringIO()
     call_command("convoy_jamguard", "crashy", "--dry-run", stdout=out)
     assert "crashy x: jammed (worker gone-worker" in out.getvalue()
+    assert out.getvalue().endswith("crashy: 1 jammed\n")
     assert queue.get_job("x").state == "jammed"
     call_command("convoy_jamguard", "crashy", "--once", "--drop", stdout=out)
     assert "crashy x: dropped" in out.getvalue()
     assert queue.get_job("x") is None
+
+
+def test_jamguard_dry_run_says_0_jammed_for_each_queue_with_none():
+    out = StringIO()
+    call_command("convoy_jamguard", "crashy", "fast", "--once", "--dry-run", stdout=out)
+    assert out.getvalue() == "crashy: 0 jammed\nfast: 0 jammed\n"
 
 
 def test_burst_worker_exits_when_its_queues_are_empty():
@@ -101,6 +110,30 @@ def test_burst_worker_exits_when_its_queues_are_empty():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert get_queue("default").stats()["processed_total"] == 2
+
+
+def test_worker_without_queue_names_serves_every_configured_queue():
+    tasks.record.enqueue("a")  # default
+    tasks.flaky.enqueue("b", 0)  # retrying
+    result = subprocess.run(manage("convoy_worker", "--burst").args, **SUBPROCESS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "serving crashy (x1), default (x1), fast (x4), monsterTrucks (x10)" in result.stdout
+    assert get_queue("default").stats()["processed_total"] == 1
+    assert get_queue("retrying").stats()["processed_total"] == 1
+
+
+def test_worker_logs_its_own_line_per_django_task_not_djangos_as_well():
+    djtasks = pytest.importorskip("tests.djtasks.tasks")
+    djtasks.noop_task.enqueue()
+    result = subprocess.run(manage("convoy_worker", "default", "--burst").args, **SUBPROCESS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert get_queue("default").stats()["processed_total"] == 1
+    assert "state=" not in result.stdout + result.stderr  # Django's "Task id=... state=..."
+    djtasks.noop_task.enqueue()
+    verbose = subprocess.run(
+        manage("convoy_worker", "default", "--burst", "-v", "2").args, **SUBPROCESS
+    )
+    assert " INFO Task id=" in verbose.stdout  # -v 2: Django's lines too, in the same format
 
 
 def test_worker_started_before_its_cluster_is_up_waits_for_it_and_stops_on_sigterm():

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from django_convoy import get_queue
-from django_convoy.checks import check_redis_eviction
+from django_convoy.checks import check_redis_eviction, check_replication
 from django_convoy.health import DataMarkWatch
 from django_convoy.store import DataMarks
 from tests.helpers import ThreadedWorker, wait_until
@@ -91,3 +91,17 @@ def test_check_deploy_runs_the_eviction_check(redis_client):
     finally:
         redis_client.config_set("maxmemory-policy", "noeviction")
     assert "convoy.W001" in out.getvalue()
+
+
+def test_deploy_check_warns_about_a_single_server_without_persistence(redis_client):
+    redis_client.config_set("save", "")
+    warnings = check_replication()
+    assert [w.id for w in warnings] == ["convoy.W003"]
+    assert "keeps no persistence" in warnings[0].msg
+    assert "every queued, scheduled, processing and failed job is lost" in warnings[0].msg
+    assert "appendonly yes" in warnings[0].hint
+    redis_client.config_set("save", "3600 1")
+    try:
+        assert check_replication() == []  # snapshots are persistence, if a lossy one
+    finally:
+        redis_client.config_set("save", "")

@@ -7,7 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from django_convoy import InvalidJob, PayloadTooLarge, RedisUnavailable, UnknownQueue, get_queue
+from django_convoy import (
+    InvalidJob,
+    JobNotFound,
+    PayloadTooLarge,
+    RedisUnavailable,
+    UnknownQueue,
+    get_queue,
+)
 from django_convoy.conf import QueueConfig
 from django_convoy.queue import Queue
 
@@ -245,7 +252,9 @@ def test_final_failure_keeps_the_error_and_releases_the_id(queue):
     error = {"type": "builtins.ValueError", "message": "bad", "traceback": "Traceback..."}
     assert queue.fail(run, error) == "failed"
     job = queue.get_job("a")
+    ran_ms = job.last_error.pop("ran_ms")  # the run's duration, by Redis's clock
     assert (job.state, job.last_error, job.payload) == ("failed", error, [1])
+    assert 0 <= ran_ms < 5000
     assert job.failed_at is not None
     assert queue.stats()["failed_total"] == 1
     again = queue.add_job("a", payload=[2])
@@ -368,7 +377,6 @@ def test_paused_queue_accepts_jobs_but_hands_none_out(queue):
 
 
 def test_delete_job_refuses_a_processing_job(queue):
-    from django_convoy import JobNotFound
 
     queue.add_jobs(["a", "b"])
     queue.claim(1, "w")
@@ -383,11 +391,35 @@ def test_requeue_failed_gives_a_fresh_run(queue):
     queue.add_jobs([("a", {"k": 1}), "b"])
     for run in queue.claim(2, "w").runs:
         queue.fail(run, {"type": "E", "message": "m"}, final=True)
-    assert queue.requeue_failed(["a", "ghost"]) == ["a"]
+    assert queue.requeue_failed(["a"]) == ["a"]
     job = queue.get_job("a")
     assert (job.state, job.payload, job.attempts) == ("queued", {"k": 1}, 0)
     assert queue.requeue_failed() == ["b"]
     assert queue.stats()["failed"] == 0
+    assert queue.requeue_failed() == []  # none failed: nothing to do, no error
+
+
+def test_requeue_failed_of_a_job_that_is_not_failed_raises_naming_it(queue):
+    queue.add_job("a")
+    with pytest.raises(JobNotFound, match=r"^Job 'a' of queue 'default' is not failed: it is qu"):
+        queue.requeue_failed(["a"])
+    with pytest.raises(JobNotFound, match="'ghost' of queue 'default' is not failed: no job has"):
+        queue.requeue_failed(["ghost"])
+
+
+def test_requeue_failed_queues_the_failed_ids_then_names_the_others(queue):
+    queue.add_jobs(["a", "b"])
+    for run in queue.claim(2, "w").runs:
+        queue.fail(run, {"type": "E", "message": "m"}, final=True)
+    queue.add_job("c")
+    with pytest.raises(JobNotFound) as raised:
+        queue.requeue_failed(["a", "c", "ghost", "b", "a"])
+    assert str(raised.value) == (
+        "2 of the jobs to requeue in queue 'default' are not failed ('c': it is queued; "
+        "'ghost': no job has that id); the other 2 were queued."
+    )
+    assert raised.value.requeued == ["a", "b"]
+    assert queue.stats()["queued"] == 3
 
 
 def test_failed_records_older_than_failed_ttl_are_dropped(settings):

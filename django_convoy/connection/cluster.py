@@ -245,13 +245,8 @@ def data_nodes(client: Any) -> Iterator[list[tuple[str, str, redis.Redis]]]:
     pool = client.connection_pool
     if not isinstance(pool, SentinelConnectionPool):
         kwargs = pool.connection_kwargs
-        yield [
-            (
-                f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}",
-                "primary",
-                client,
-            )
-        ]
+        name = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '')}"
+        yield [(name, "primary", client)]
         return
     manager, service = pool.sentinel_manager, pool.service_name
     kwargs = {k: v for k, v in pool.connection_kwargs.items() if k not in SERVER_OPTIONS}
@@ -280,31 +275,21 @@ def data_nodes(client: Any) -> Iterator[list[tuple[str, str, redis.Redis]]]:
 
 
 def replication_warnings(
-    client: Any, check_persistence: bool, wait_replicas: int
+    client: Any, replicated: bool, wait_replicas: int
 ) -> list[tuple[str, str, str]]:
-    """(check id, message, hint) for each server that keeps no persistence (convoy.W003,
-    with ``check_persistence``), and each primary with fewer replicas than ``wait_replicas``
-    (convoy.W004). A server that will not show its CONFIG (a managed service) is skipped."""
+    """(check id, message, hint) for each server that keeps no persistence (convoy.W003; a
+    single server, or each of a cluster or Sentinel group when ``replicated``), and each primary
+    with fewer replicas than ``wait_replicas`` (convoy.W004). A server that will not show its
+    CONFIG (a managed service) is skipped."""
     found = []
     with data_nodes(client) as nodes:
         for name, role, node in nodes:
-            if check_persistence:
-                try:
-                    config = {**node.config_get("appendonly"), **node.config_get("save")}
-                except redis.ResponseError:
-                    config = {"appendonly": "unknown", "save": "unknown"}
-                if config.get("appendonly") == "no" and not config.get("save"):
-                    found.append(
-                        (
-                            "convoy.W003",
-                            f"Redis server {name} ({role}) keeps no persistence (appendonly no, "
-                            "no save points): if it restarts before a replica takes over, it "
-                            "comes back empty and its replicas copy the empty data set: every "
-                            "job of its queues is lost.",
-                            "Set appendonly yes (appendfsync everysec) on every server; see "
-                            "README.rst, 'Redis Cluster and Sentinel'.",
-                        )
-                    )
+            try:
+                config = {**node.config_get("appendonly"), **node.config_get("save")}
+            except redis.ResponseError:
+                config = {"appendonly": "unknown", "save": "unknown"}
+            if config.get("appendonly") == "no" and not config.get("save"):
+                found.append(("convoy.W003", *_no_persistence(name, role, replicated)))
             if wait_replicas and role == "primary":
                 replicas = int(node.info("replication").get("connected_slaves", 0))
                 if replicas < wait_replicas:
@@ -318,3 +303,22 @@ def replication_warnings(
                         )
                     )
     return found
+
+
+def _no_persistence(name: str, role: str, replicated: bool) -> tuple[str, str]:
+    """The message and hint of convoy.W003 for one server."""
+    if not replicated:
+        return (
+            f"Redis server {name} keeps no persistence (appendonly no, no save points): when "
+            "it restarts it comes back empty, and every queued, scheduled, processing and "
+            "failed job is lost (workers log it CRITICAL; nothing brings the jobs back).",
+            "Set appendonly yes (appendfsync everysec) on the server; see README.rst, "
+            "'Guarantees' (Limits).",
+        )
+    return (
+        f"Redis server {name} ({role}) keeps no persistence (appendonly no, no save points): "
+        "if it restarts before a replica takes over, it comes back empty and its replicas "
+        "copy the empty data set: every job of its queues is lost.",
+        "Set appendonly yes (appendfsync everysec) on every server; see README.rst, "
+        "'Redis Cluster and Sentinel'.",
+    )

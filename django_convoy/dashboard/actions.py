@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..exceptions import JobNotFound
 from ..queue import ConvoyQueue
 
 
@@ -84,10 +83,7 @@ def _purge(queue: ConvoyQueue) -> Done:
 
 
 def _requeue(queue: ConvoyQueue, job_id: str) -> Done:
-    if not queue.requeue_failed([job_id]):
-        job = queue.get_job(job_id)
-        now = f"it is {job.state}" if job else "no job has that id"
-        raise JobNotFound(f"Job {job_id!r} of queue {queue.name!r} is not failed: {now}.")
+    queue.requeue_failed([job_id])  # JobNotFound when it is not failed
     return Done(f"Requeued failed job {job_id!r} of queue {queue.name} as a fresh run.")
 
 

@@ -32,7 +32,8 @@ def duration(seconds: float | None) -> str:
 
 
 def chart(queue: QueueStats) -> dict[str, str]:
-    """Return the SVG polyline points of a queue's processed and failed jobs per minute.
+    """Return the SVG polyline points of a queue's processed and failed jobs per minute, and
+    the text of the chart's scale (the busiest minute: its top; the bottom is 0) and legend.
 
     Both lines share one scale (the busiest minute), so a failure spike reads against the
     processed line; an idle hour is a flat line along the bottom.
@@ -44,6 +45,10 @@ def chart(queue: QueueStats) -> dict[str, str]:
         "failed": _points(queue.failed_per_minute, peak),
         "title": f"{queue.name}, last hour: {processed} processed, {failed} failed "
         f"(busiest minute: {peak})",
+        # The axis and the legend, as text beside the drawing.
+        "peak": f"{peak:,}/min",
+        "processed_sum": f"{processed:,} processed",
+        "failed_sum": f"{failed:,} failed",
     }
 
 
@@ -71,11 +76,18 @@ def worker_row(worker: WorkerStats) -> dict[str, str]:
         "pid": "—" if worker.pid is None else str(worker.pid),
         "queues": ", ".join(worker.queues) or "—",
         "heartbeat": f"{duration(worker.heartbeat_age)} ago",
-        "current": ", ".join(
-            f"{job.get('queue')}: {job.get('id')} ({duration(job.get('running_for'))})"
-            for job in worker.current
-        )
-        or "—",
+        "current": _running(worker),
         # A worker gone for a while has lost its description with its hash: only its id is left.
         "done": f"{worker.processed} processed, {worker.failed} failed" if worker.host else "—",
     }
+
+
+def _running(worker: WorkerStats) -> str:
+    """What Redis says the worker runs now: the longest running first, the rest counted."""
+    if not worker.running:
+        return "—"
+    listed = ", ".join(
+        f"{job['queue']}: {job['id']} ({duration(job['running_for'])})" for job in worker.current
+    )
+    more = worker.running - len(worker.current)
+    return f"{worker.running} running: {listed}" + (f" and {more} more" if more else "")

@@ -15,9 +15,11 @@ from .. import connection
 from ..conf import get_config
 from ..queue import get_queue
 from ..store import WorkerRecord, from_ms, worker_alive
+from ..store.records import HeldRuns
 from ..store.replies import COUNTS
 
 THROUGHPUT_MINUTES = 60
+RUNNING_LISTED = 5  # runs listed per worker and queue; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ class WorkerStats:
     processed: int
     failed: int
     stopping: bool
-    current: list[dict[str, Any]]  # {"queue", "id", "attempt", "running_for"} per running job
+    # The runs Redis says it holds now, longest running first (at most RUNNING_LISTED per
+    # queue): {"queue", "id", "running_for"} each; ``running`` counts them all.
+    current: list[dict[str, Any]]
+    running: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,13 +90,17 @@ def get_statistics() -> Statistics:
     with connection.reporting_unavailable(client):
         pipe = client.pipeline(transaction=False)
         pipe.time()
-        decoders = []
+        decoders, holders = [], []
         for queue in queues:
             decoders.append(queue.store.pipelined(pipe, "stats", []))
             pipe.hgetall(queue.keys.throughput)
+        for queue in queues:
+            holders.append(queue.store.pipelined(pipe, "running", [RUNNING_LISTED]))
         fleet = queues[0].store.fleet
         fleet.queue_registry_read(pipe)
         (seconds, micros), *replies, registry = pipe.execute()
+    replies, running = replies[: 2 * len(queues)], replies[2 * len(queues) :]
+    held = [decode(reply) for decode, reply in zip(holders, running, strict=True)]
     now_ms = seconds * 1000 + micros // 1000
     minute = now_ms // 60000
     queue_stats = [
@@ -100,7 +109,7 @@ def get_statistics() -> Statistics:
             queues, decoders, replies[::2], replies[1::2], strict=True
         )
     ]
-    workers = [_worker_stats(record, now_ms) for record in fleet.records(registry)]
+    workers = [_worker_stats(record, now_ms, held) for record in fleet.records(registry)]
     # The living by id (rows stay put as the page refreshes), then the gone, latest seen first.
     workers.sort(key=lambda w: (not w.alive, 0 if w.alive else w.heartbeat_age, w.id))
     return Statistics(from_ms(now_ms), queue_stats, workers)
@@ -135,7 +144,9 @@ def _queue_stats(
     )
 
 
-def _worker_stats(record: WorkerRecord, now_ms: int) -> WorkerStats:
+def _worker_stats(
+    record: WorkerRecord, now_ms: int, held: list[dict[str, HeldRuns]]
+) -> WorkerStats:
     info = record.info
     # The worker's record lives as long as its registry entry (an hour); whether it is gone is
     # read from its beat, by the rule the jam guard uses too.
@@ -154,7 +165,12 @@ def _worker_stats(record: WorkerRecord, now_ms: int) -> WorkerStats:
         processed=_int(info.get("processed")),
         failed=_int(info.get("failed")),
         stopping=bool(info.get("stopping")),
-        current=list(info.get("current", [])) if alive else [],
+        current=[
+            {"queue": runs.queue, "id": job_id, "running_for": seconds}
+            for runs in (by_worker[record.id] for by_worker in held if record.id in by_worker)
+            for job_id, seconds in runs.oldest
+        ],
+        running=sum(by_worker[record.id].count for by_worker in held if record.id in by_worker),
     )
 
 

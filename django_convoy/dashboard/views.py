@@ -34,7 +34,7 @@ from ..models import Queue as QueueModel
 from ..queue import ConvoyQueue, get_queue
 from ..store import Job, from_ms
 from ..store.records import STATES
-from . import display
+from . import display, task_results
 from .actions import JOB_ACTIONS, QUEUE_ACTIONS, JobAction, QueueAction, job_actions_for
 from .browse import list_jobs
 from .statistics import get_statistics, paused_queues
@@ -74,6 +74,7 @@ def overview(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         "workers": [display.worker_row(worker) for worker in statistics.workers],
         "paused_queues": statistics.paused_queues,
         "chart_size": (display.CHART_WIDTH, display.CHART_HEIGHT),
+        "live_counts": True,
     }
     return _render(request, model_admin, "overview.html", context)
 
@@ -113,6 +114,7 @@ def queue_page(request: HttpRequest, model_admin: ModelAdmin, name: str) -> Http
         "rows": [{"job": row, "url": job_url(queue.name, row.id)} for row in page.rows],
         "queue_actions": _queue_buttons(queue.name),
         "paused_queues": paused_queues(),
+        "live_counts": True,
     }
     return _render(request, model_admin, "queue.html", context)
 
@@ -136,17 +138,47 @@ def job_page(request: HttpRequest, model_admin: ModelAdmin, name: str, job_id: s
         response.status_code = 404
         return response
     error = job.last_error or {}
+    result = job.result
     context.update(
         payload=json.dumps(job.payload, indent=2, ensure_ascii=False),
         error=error,
         error_at=from_ms(error["at"]) if isinstance(error.get("at"), int | float) else None,
-        state_url=queue_url(queue.name, job.state),
+        error_ran_for=error["ran_ms"] / 1000 if isinstance(error.get("ran_ms"), int) else None,
+        result=result,
+        result_value=json.dumps(result.value, indent=2, ensure_ascii=False)
+        if result and result.kept
+        else "",
+        task_result_url=task_results.link(queue.name, job),
+        state_url=queue_url(queue.name, job.state) if job.state in STATES else "",
         actions=[
             {"action": action, "url": _job_action_url(queue.name, job_id, action)}
             for action in job_actions_for(job.state)
         ],
     )
     return _render(request, model_admin, "job.html", context)
+
+
+def task_result_page(
+    request: HttpRequest, model_admin: ModelAdmin, name: str, result_id: str
+) -> HttpResponse:
+    """A Django task's result: its status, return value, errors, attempts and workers."""
+    _require(request, model_admin, "view")
+    queue = _queue(name)
+    result_id = unquote(result_id)
+    result = task_results.read(request.GET.get("backend", "default"), result_id)
+    status = str(getattr(result.status, "value", result.status))
+    value = result.return_value if status == "SUCCESSFUL" else None
+    context = {
+        "title": f"Result {result_id}",
+        "queue": queue,
+        "queue_url": queue_url(queue.name),
+        "result_id": result_id,
+        "result": result,
+        "status": status,
+        "return_value": json.dumps(value, indent=2, ensure_ascii=False) if value else "",
+        "paused_queues": paused_queues(),
+    }
+    return _render(request, model_admin, "task_result.html", context)
 
 
 def find_job(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:

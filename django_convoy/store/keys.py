@@ -47,6 +47,11 @@ def task_result_key(prefix: str, queue: str, result_id: str) -> str:
     return f"{prefix}:{{{queue}}}:taskresult:{result_id}"
 
 
+def job_result_key(prefix: str, queue: str, job_id: str) -> str:
+    """Return the STRING holding what the last run of ``job_id`` returned (``keep_result``)."""
+    return f"{prefix}:{{{queue}}}:result:{job_id}"
+
+
 def error_log_key(prefix: str, queue: str, day: str) -> str:
     """Return the key of the per-day error log (a capped LIST with a TTL) of ``queue``."""
     return f"{prefix}:{{{queue}}}:errorlog:{day}"

@@ -18,7 +18,7 @@ import redis
 from ..connection import reporting_unavailable
 from . import replication
 from .fleet import Fleet
-from .keys import error_log_key, inbox_key, queue_keys, task_result_key
+from .keys import error_log_key, inbox_key, job_result_key, queue_keys, task_result_key
 from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
 from .replies import handed_run
 from .scripts import SPECS, scripts_for
@@ -83,8 +83,8 @@ class QueueStore:
     # -- reading ------------------------------------------------------------------------------
 
     def job(self, job_id: str) -> Job | None:
-        """A consistent snapshot of one job, or None."""
-        return self.call("inspect", [job_id])
+        """A consistent snapshot of one job, with its last run's kept result, or None."""
+        return self.call("inspect", [job_id], [self._result(job_id)])
 
     def counts(self) -> dict[str, Any]:
         """Each state's count and the totals, split at Redis's now; the pause; Redis's now."""
@@ -244,6 +244,15 @@ class QueueStore:
     def handed_run(self, message: str) -> Run:
         """The run in a message of an inbox of this queue."""
         return handed_run(self.name, message)
+
+    def keep_result(self, run: Run, kept: bool, text: str, ttl_ms: int) -> bool:
+        """Keep what ``run`` returned (``text``: its JSON, or why it was not kept) for ``ttl_ms``;
+        False when the run no longer holds its job (nothing written)."""
+        args = [run.id, run.token, int(kept), text, ttl_ms]
+        return bool(self.call("keep_result", args, [self._result(run.id)]))
+
+    def _result(self, job_id: str) -> str:
+        return job_result_key(self.key_prefix, self.name, job_id)
 
     # -- Django Tasks runs and their results --------------------------------------------------
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 STATES = ("scheduled", "queued", "processing", "jammed", "failed")
+# What get_job says of an id whose job is over and whose last run's result is kept.
+DONE = "done"
 
 
 def from_ms(ms: str | int | float | None) -> datetime | None:
@@ -104,6 +106,53 @@ class AddResult:
 
 
 @dataclass(frozen=True)
+class JobResult:
+    """What the last run of a job id returned, kept ``RESULT_TTL`` after it ended.
+
+    ``kept`` False: the value could not be kept (not JSON, or over ``MAX_RESULT_BYTES``), and
+    ``note`` says why; the run succeeded all the same.
+    """
+
+    value: Any
+    kept: bool
+    note: str
+    finished_at: datetime | None
+    started_at: datetime | None
+    attempt: int
+    worker: str | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the run took, by Redis's clock."""
+        if self.finished_at is None or self.started_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @classmethod
+    def parse(cls, text: str) -> JobResult | None:
+        """Read ``"finished_ms|started_ms|attempt|kept|worker|" + text``; None for garbage."""
+        parts = text.split("|", 5)
+        if len(parts) != 6:
+            return None
+        finished, started, attempt, kept, worker, rest = parts
+        value, note = None, rest
+        if kept == "1":
+            try:
+                value, note = json.loads(rest), ""
+            except ValueError:
+                kept = "0"
+        return cls(
+            value,
+            kept == "1",
+            note,
+            from_ms(finished),
+            from_ms(started),
+            to_int(attempt),
+            worker or None,
+        )
+
+
+@dataclass(frozen=True)
 class Job:
     """A snapshot of one job, as ``Queue.get_job`` reads it from Redis in one atomic step."""
 
@@ -123,6 +172,8 @@ class Job:
     due_at: datetime | None = None  # scheduled: when it becomes due
     failed_at: datetime | None = None  # failed: when it failed for the last time
     rerun_pending: bool = False
+    # What the id's last run returned, while kept: state "done" when the job itself is over.
+    result: JobResult | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +196,15 @@ class RecoveredJob:
         if self.worker_gone:
             return f"worker {self.worker or '?'} gone (no heartbeat)"
         return f"lease expired (worker {self.worker or '?'} stopped renewing it)"
+
+
+@dataclass(frozen=True)
+class HeldRuns:
+    """The runs of one queue that one worker holds now, as Redis knows them."""
+
+    queue: str
+    count: int
+    oldest: list[tuple[str, float]]  # (id, seconds it has been running), longest first
 
 
 @dataclass(frozen=True)
@@ -196,6 +256,7 @@ class JobRow:
     error_type: str
     error_message: str
     rerun_pending: bool
+    ran_for: float | None = None  # failed: seconds its last run took (its error's "ran_ms")
 
     @property
     def past_lease(self) -> float | None:

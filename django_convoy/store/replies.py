@@ -10,9 +10,12 @@ import json
 from typing import Any
 
 from .records import (
+    DONE,
     ClaimBatch,
     DataMarks,
+    HeldRuns,
     Job,
+    JobResult,
     JobRow,
     RecordHead,
     Run,
@@ -26,7 +29,7 @@ from .records import (
 
 CLAIM_HEADER = 6  # now, next due, paused, sequence, born, waiting; then 4 fields per run
 JAM_ROW = 7  # id, action, worker, started_ms, deadline_ms, attempts, jams
-BROWSE_ROW = 9
+BROWSE_ROW = 10
 COUNTS = (
     "queued",
     "processing",
@@ -90,10 +93,14 @@ def handed_run(queue: str, message: str) -> Run:
 
 
 def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
-    """inspect.lua: a snapshot of the job ``args[0]``, or None."""
+    """inspect.lua: a snapshot of the job ``args[0]`` (state "done": only its result), or
+    None."""
     if not reply[1]:
         return None
-    _, state, score, body, counters, run, error, rerun = reply
+    _, state, score, body, counters, run, error, rerun, kept = reply
+    result = JobResult.parse(kept) if kept else None
+    if state == DONE:
+        return _done(queue, args[0], result)
     try:
         task, payload = decode_body(body)
     except ValueError:
@@ -117,7 +124,26 @@ def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
         priority=head.priority,
         jams=head.jams,
         rerun_pending=bool(to_int(rerun)),
+        result=result,
         **state_times(state, score),
+    )
+
+
+def _done(queue: str, job_id: str, result: JobResult | None) -> Job | None:
+    """A job that is over, of which only what its last run returned is left."""
+    if result is None:  # a mangled result: nothing to show
+        return None
+    return Job(
+        id=job_id,
+        payload=None,
+        state=DONE,
+        attempts=result.attempt,
+        enqueued_at=None,
+        started_at=result.started_at,
+        worker=result.worker,
+        last_error=None,
+        queue=queue,
+        result=result,
     )
 
 
@@ -150,6 +176,7 @@ def _row(
     error_type: str,
     error_message: str,
     rerun: int,
+    ran_ms: str,
 ) -> JobRow:
     complete = len(body_head.encode()) == to_int(body_bytes)
     task, payload = split_body(body_head, complete=complete)
@@ -174,8 +201,24 @@ def _row(
         error_type=error_type,
         error_message=error_message,
         rerun_pending=bool(to_int(rerun)),
+        ran_for=to_int(ran_ms) / 1000 if ran_ms != "" else None,
         **state_times(state, state_ms),
     )
+
+
+def held_runs(queue: str, args: list[Any], reply: list[Any]) -> dict[str, HeldRuns]:
+    """running.lua: per worker id, the runs of this queue it holds now (oldest listed)."""
+    now_ms, found, i = to_int(reply[0]), {}, 1
+    while i < len(reply):
+        worker, count, listed = reply[i], to_int(reply[i + 1]), to_int(reply[i + 2])
+        pairs = reply[i + 3 : i + 3 + 2 * listed]
+        found[worker] = HeldRuns(
+            queue,
+            count,
+            [(pairs[j], (now_ms - to_int(pairs[j + 1])) / 1000) for j in range(0, len(pairs), 2)],
+        )
+        i += 3 + 2 * listed
+    return found
 
 
 def task_added(queue: str, args: list[Any], reply: list[Any]) -> tuple[int, str, str]:

@@ -40,6 +40,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("add", replies.added, add=True),
         ScriptSpec("claim", replies.claimed),
         ScriptSpec("ack", replies.as_is),
+        ScriptSpec("keep_result", replies.as_int),
         ScriptSpec("ack_claim", replies.acked_and_claimed),
         ScriptSpec("fail", replies.as_is),
         ScriptSpec("renew", replies.as_is),
@@ -53,6 +54,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("resume", replies.as_int),  # not a MULTI: runs on a Redis Cluster too
         ScriptSpec("release_orphans", replies.as_is),
         ScriptSpec("browse", replies.page_rows, writes=False),
+        ScriptSpec("running", replies.held_runs, writes=False),
         # Django's Tasks framework backend (backends/): runs and their results.
         ScriptSpec("task_add", replies.task_added, add=True),
         ScriptSpec("task_start", replies.as_is),

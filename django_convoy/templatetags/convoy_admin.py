@@ -21,18 +21,20 @@ def duration(seconds: float | None) -> str:
 
 @register.simple_tag
 def moment(value: datetime | None) -> str:
-    """Render a time as the admin does: in the current time zone, in the locale's format.
+    """Render a time in the current time zone: the locale's date, and the time to the second
+    (jobs take seconds: a minute says too little).
 
-    The tooltip and the ``datetime`` attribute give it to the second, with its UTC offset.
+    The tooltip and the ``datetime`` attribute give it with its UTC offset.
     """
     if value is None:
         return "—"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
+        '<time datetime="{}" title="{}">{}, {}</time>',
         local.isoformat(timespec="seconds"),
         local.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        formats.localize(local),
+        formats.date_format(local, "DATE_FORMAT"),
+        local.strftime("%H:%M:%S"),
     )
 
 

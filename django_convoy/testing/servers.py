@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -83,11 +84,13 @@ class RedisServer:
         unix_socket: str | Path | None = None,
         directory: str | Path | None = None,
         args: tuple[str, ...] = (),
+        popen: dict[str, Any] | None = None,
     ):
         self.port = 0 if unix_socket else (port or free_port())
         self.unix_socket = str(unix_socket) if unix_socket else None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="convoy-redis-"))
         self.args = args
+        self.popen = popen or {}  # more keyword arguments for subprocess.Popen
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -124,6 +127,7 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            **self.popen,
         )
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ behaves the same in both.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -16,9 +17,12 @@ from django.db import close_old_connections
 from ..conf import get_config
 from ..context import JobContext, _current
 from ..decorators import runner_of
-from ..exceptions import UnknownTask
+from ..exceptions import RedisUnavailable, UnknownTask
+from ..queue import get_queue
 from ..retries import failure_is_final
 from ..store import Run, decode_body
+
+logger = logging.getLogger(__name__)
 
 
 def resolve(job: Run, worker: str) -> Callable[[], Any]:
@@ -56,6 +60,16 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
     return lambda: found.func(*payload["args"], **payload["kwargs"])
 
 
+def keep_result(job: Run, value: Any) -> None:
+    """Keep what a run returned (``ConvoyQueue.keep_result``); a failure to keep it is logged,
+    and does not fail a run whose work is done."""
+    try:
+        if not get_queue(job.queue).keep_result(job, value):
+            logger.info("%s %s: result not kept: the run lost its job", job.queue, job.id)
+    except RedisUnavailable as exc:
+        logger.warning("%s %s: result not kept: %s", job.queue, job.id, exc)
+
+
 def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict[str, Any]:
     """Describe a failure as convoy stores it (JSON): class path, message, traceback, reason."""
     cls = type(exc)
@@ -87,7 +101,9 @@ def execute(
     try:
         if close_connections:
             close_old_connections()
-        resolve(job, worker)()
+        value = resolve(job, worker)()
+        if value is not None:
+            keep_result(job, value)
     except BaseException as exc:  # noqa: B036 - a job must never take its thread down
         max_attempts = get_config().queues[job.queue].max_attempts
         final = failure_is_final(exc, job.attempt, max_attempts)

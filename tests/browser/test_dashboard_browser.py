@@ -132,7 +132,7 @@ def test_dashboard_live_counts_a_failed_job_and_its_requeue(live_server, screens
             # The worker is online and says what it runs.
             page.wait_for_function(
                 "[...document.querySelectorAll('.convoy-worker.online [data-field=current]')]"
-                ".some((cell) => cell.textContent.startsWith('fast: slow-wash-'))"
+                ".some((cell) => cell.textContent.startsWith('1 running: fast: slow-wash-'))"
             )
             page.screenshot(path=str(screenshots / "admin-overview.png"), full_page=True)
             page.wait_for_function(stat_at_least("fast", "processed_total", 16))

@@ -301,12 +301,12 @@ class QueueModel(RuleBasedStateMachine):
     @rule(job_id=IDS)
     def requeue_failed(self, job_id):
         entry = self.entries.get(job_id)
-        queued = self.queue.requeue_failed([job_id])
         if entry is not None and entry.state == "failed":
-            assert queued == [job_id]
+            assert self.queue.requeue_failed([job_id]) == [job_id]
             self._fresh(job_id, entry.payload, entry.priority)
         else:
-            assert queued == []
+            with pytest.raises(JobNotFound, match="is not failed"):
+                self.queue.requeue_failed([job_id])
 
     @rule()
     def purge(self):

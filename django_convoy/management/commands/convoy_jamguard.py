@@ -63,12 +63,14 @@ class Command(BaseCommand):
                     "before the loss may be gone (see the log for details)."
                 )
             if dry_run:
-                for job in queue.jammed_jobs():
+                jammed = queue.jammed_jobs()
+                for job in jammed:
                     self.stdout.write(
                         f"{queue.name} {job.id}: jammed (worker {job.worker}, "
                         f"lease expired at {job.lease_deadline:%Y-%m-%d %H:%M:%S} "
                         f"UTC, attempt {job.attempts})"
                     )
+                self.stdout.write(f"{queue.name}: {len(jammed)} jammed")
                 continue
             for job in queue.jam_guard(drop=drop):
                 self.stdout.write(

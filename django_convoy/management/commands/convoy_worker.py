@@ -30,7 +30,12 @@ class Command(BaseCommand):
     help = "Run the jobs of one or more convoy queues."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("queues", nargs="+", metavar="QUEUE")
+        parser.add_argument(
+            "queues",
+            nargs="*",
+            metavar="QUEUE",
+            help="Queues to serve (default: every configured queue).",
+        )
         parser.add_argument(
             "--concurrency",
             type=int,
@@ -82,6 +87,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{option.replace('_', '-')} must be at least 1.")
         if options["grace"] < 0:
             raise CommandError("--grace must be >= 0.")
+        queues = queues or sorted(configured)
         _log_to(self.stdout, options["verbosity"])
         worker_options = {
             "concurrency": options["concurrency"],
@@ -103,13 +109,29 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
 
+# Django's Tasks framework logs a line per task started and finished (the backport under its
+# own name): the worker logs its own line per job, so those are only shown at -v 2.
+DJANGO_TASKS_LOGGERS = ("django.tasks", "django_tasks")
+
+
 def _log_to(stream: Any, verbosity: int) -> None:
-    """Send convoy's log to the command's output unless the project configured it."""
+    """Send convoy's log to the command's output unless the project configured it, and keep
+    Django's per-task lines out of it unless the project configured those."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    tasks_level = logging.WARNING if verbosity < 2 else level
     logger = logging.getLogger("django_convoy")
-    if logger.handlers:
-        return
-    handler = logging.StreamHandler(stream if hasattr(stream, "write") else sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
-    logger.propagate = False
+    handler = None
+    if not logger.handlers:
+        handler = logging.StreamHandler(stream if hasattr(stream, "write") else sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    for name in DJANGO_TASKS_LOGGERS:
+        tasks_logger = logging.getLogger(name)
+        if tasks_logger.handlers or tasks_logger.level != logging.NOTSET:
+            continue  # LOGGING names it: the project's choice
+        tasks_logger.setLevel(tasks_level)
+        if handler is not None:  # its errors in the worker's format, beside convoy's lines
+            tasks_logger.addHandler(handler)
+            tasks_logger.propagate = False

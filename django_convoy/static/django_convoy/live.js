@@ -1,6 +1,6 @@
 // Live counts for the convoy dashboard: polls the JSON endpoint and updates the page in place.
 // Elements opt in with data-stat="<queue>:<field>", data-chart="<queue>:<outcome>",
-// data-paused-badge="<queue>"; the workers table is rebuilt from a <template> row.
+// data-chart-text="<queue>:<field of the chart>", data-paused-badge="<queue>"; the workers table is rebuilt from a <template> row.
 // Nothing is written as HTML: every value goes in through textContent or an attribute.
 "use strict";
 (function () {
@@ -24,6 +24,11 @@
       const [name, outcome] = line.dataset.chart.split(":");
       const queue = queues.get(name);
       if (queue) line.setAttribute("points", queue.chart[outcome]);
+    });
+    document.querySelectorAll("[data-chart-text]").forEach((text) => {
+      const [name, field] = text.dataset.chartText.split(":");
+      const chart = (queues.get(name) || {}).chart;
+      if (chart && field in chart) text.textContent = chart[field];
     });
     document.querySelectorAll("[data-chart-title]").forEach((title) => {
       const chart = (queues.get(title.dataset.chartTitle) || {}).chart;

@@ -19,8 +19,9 @@
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
 --  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
 --                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
---  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), or the
---                 result HASH of a Django task's run (task_*)
+--  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), the
+--                 result HASH of a Django task's run (task_*), or the result a job's last run
+--                 returned (keep_result, inspect)
 -- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
 -- learns from idle; it shares the hash tag, so it lives in this queue's slot.
 --

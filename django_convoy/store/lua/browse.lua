@@ -4,7 +4,8 @@
 -- Returns: now_ms, how many jobs are in that state, then per job on the page: id, score,
 --   body length in bytes, the body's first preview_bytes at most,
 --   "enqueued_ms|attempts|jams|priority", run, last error's type, last error's message (first
---   preview_bytes at most), pending rerun flag (0 | 1)
+--   preview_bytes at most), pending rerun flag (0 | 1), how long the failed run took (ms, or
+--   '')
 -- Pages by rank, so each call costs O(log N + count) however many jobs the state holds.
 -- Order: queued in queue order, scheduled by due time, jammed longest past its lease first,
 -- processing by lease deadline, failed newest first.
@@ -50,13 +51,14 @@ end
 for i = 1, #page, 2 do
   local id = page[i]
   local job = with_live_attempt(id, read_job(id))
-  local error_type, error_message = '', ''
+  local error_type, error_message, ran_ms = '', '', ''
   local error_json = redis.call('HGET', K.errors, id)
   if error_json then
     local ok, err = pcall(cjson.decode, error_json)
     if ok and type(err) == 'table' then
       error_type = tostring(err.type or '')
       error_message = head(tostring(err.message or ''))
+      ran_ms = tonumber(err.ran_ms) and int(tonumber(err.ran_ms)) or ''
     else
       error_message = head(error_json)
     end
@@ -70,5 +72,6 @@ for i = 1, #page, 2 do
   out[#out + 1] = error_type
   out[#out + 1] = error_message
   out[#out + 1] = redis.call('HEXISTS', K.rerun, id)
+  out[#out + 1] = ran_ms
 end
 return out

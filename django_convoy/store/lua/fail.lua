@@ -2,12 +2,17 @@
 -- ARGV: id, token, error_json, retry_delay_ms (-1: final), failed_ttl_ms, errorlog_keep,
 --   errorlog_ttl_seconds
 -- Returns 'retry', 'failed', 'rerun' (final, and a requested rerun was queued) or 'stale'.
+-- The error kept gets "ran_ms": how long the run took, by Redis's clock (the admin shows it).
 refuse_corrupt_keys('list')
 local id, token, error_json = ARGV[1], ARGV[2], ARGV[3]
 local retry_delay = tonumber(ARGV[4])
 local attempt = held_run(id, token)
 if attempt == nil then return 'stale' end
 local now = now_ms()
+local started = tonumber(string.match(redis.call('HGET', K.run, id), '^%d+|(%d+)|'))
+if started and string.match(error_json, '^{.*[^{%s]%s*}$') then
+  error_json = string.sub(error_json, 1, -2) .. ',"ran_ms":' .. int(now - started) .. '}'
+end
 stop_run(id)
 keep_attempt(id, attempt)
 redis.call('HSET', K.errors, id, error_json)
