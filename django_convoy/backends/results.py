@@ -25,10 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .. import connection
 from ..exceptions import UnknownTask
 from ..queue import ConvoyQueue
 from ..store import Run, decode_body, from_ms
+from ..store.overview import find_result
 from .framework import Task, TaskError, TaskResult, TaskResultStatus
 
 # The id of one result (a run): Django's own backends use 32 random characters as well.
@@ -190,21 +190,7 @@ def finish_run(
 
 def read_result(queues: Iterable[ConvoyQueue], result_id: str) -> list[Any] | None:
     """Find a result in any of ``queues`` (one round trip); None if none of them has it."""
-    queues = list(queues)
-    if not queues:
-        return None
-    client = queues[0].client
-    pipe = client.pipeline(transaction=False)
-    decoders = [
-        q.store.pipelined(pipe, "task_result", [result_id], [q.store.result_key(result_id)])
-        for q in queues
-    ]
-    with connection.reporting_unavailable(client):
-        replies = pipe.execute()
-    return next(
-        (found for decode, raw in zip(decoders, replies, strict=True) if (found := decode(raw))),
-        None,
-    )
+    return find_result([queue.store for queue in queues], result_id)
 
 
 def stored_result(

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from .. import connection
 from ..conf import get_config
 from ..queue import get_queue
 from ..store import WorkerRecord, from_ms, worker_alive
+from ..store.overview import paused, read_overview
 from ..store.records import HeldRuns
 from ..store.replies import COUNTS
 
@@ -84,46 +84,25 @@ class Statistics:
 
 def get_statistics() -> Statistics:
     """Read the state of every configured queue and of the workers serving them."""
-    config = get_config()
-    queues = [get_queue(name) for name in config.queues]
-    client = connection.get_client()
-    with connection.reporting_unavailable(client):
-        pipe = client.pipeline(transaction=False)
-        pipe.time()
-        decoders, holders = [], []
-        for queue in queues:
-            decoders.append(queue.store.pipelined(pipe, "stats", []))
-            pipe.hgetall(queue.keys.throughput)
-        for queue in queues:
-            holders.append(queue.store.pipelined(pipe, "running", [RUNNING_LISTED]))
-        fleet = queues[0].store.fleet
-        fleet.queue_registry_read(pipe)
-        (seconds, micros), *replies, registry = pipe.execute()
-    replies, running = replies[: 2 * len(queues)], replies[2 * len(queues) :]
-    held = [decode(reply) for decode, reply in zip(holders, running, strict=True)]
-    now_ms = seconds * 1000 + micros // 1000
-    minute = now_ms // 60000
+    queues = [get_queue(name) for name in get_config().queues]
+    seen = read_overview([queue.store for queue in queues], RUNNING_LISTED)
+    minute = seen.now_ms // 60000
     queue_stats = [
-        _queue_stats(queue.name, decode(counts), throughput, minute)
-        for queue, decode, counts, throughput in zip(
-            queues, decoders, replies[::2], replies[1::2], strict=True
-        )
+        _queue_stats(queue.name, counts, throughput, minute)
+        for queue, counts, throughput in zip(queues, seen.counts, seen.throughput, strict=True)
     ]
-    workers = [_worker_stats(record, now_ms, held) for record in fleet.records(registry)]
+    fleet = queues[0].store.fleet
+    workers = [
+        _worker_stats(record, seen.now_ms, seen.held) for record in fleet.records(seen.registry)
+    ]
     # The living by id (rows stay put as the page refreshes), then the gone, latest seen first.
     workers.sort(key=lambda w: (not w.alive, 0 if w.alive else w.heartbeat_age, w.id))
-    return Statistics(from_ms(now_ms), queue_stats, workers)
+    return Statistics(from_ms(seen.now_ms), queue_stats, workers)
 
 
 def paused_queues() -> list[str]:
     """Return the names of the paused queues (one round trip; for pages that need only that)."""
-    queues = [get_queue(name) for name in get_config().queues]
-    client = connection.get_client()
-    with connection.reporting_unavailable(client):
-        pipe = client.pipeline(transaction=False)
-        for queue in queues:
-            pipe.exists(queue.keys.paused)
-        return [queue.name for queue, paused in zip(queues, pipe.execute(), strict=True) if paused]
+    return paused([get_queue(name).store for name in get_config().queues])
 
 
 def _queue_stats(
