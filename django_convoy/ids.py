@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from .exceptions import InvalidJob
@@ -47,9 +48,8 @@ def bound_arguments(
 ) -> dict[str, Any]:
     """The call's arguments by parameter name, defaults applied: ``add(1, 2)``, ``add(1, b=2)``
     and ``add(a=1, b=2)`` are one call. Raise InvalidJob naming the task if they do not fit."""
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):  # a builtin or a C function: take the call as it is
+    signature = _signature(func)
+    if signature is None:  # a builtin or a C function: take the call as it is
         return {"args": list(args), "kwargs": kwargs}
     try:
         bound = signature.bind(*args, **kwargs)
@@ -57,6 +57,16 @@ def bound_arguments(
         raise InvalidJob(f"Task {name} cannot be called with these arguments: {exc}.") from None
     bound.apply_defaults()
     return dict(bound.arguments)
+
+
+@cache
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    """A function's signature, read once: reading it costs more than the rest of an add's
+    Python."""
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
 
 
 def derive_id(
