@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from ..connection import reporting_unavailable
+from . import scripts
 from .keys import worker_key, workers_registry_key
 from .scripts import SPECS, scripts_for
 
@@ -59,8 +60,8 @@ class Fleet:
         keys = [self.registry, worker_key(self.key_prefix, worker_id)]
         args = [worker_id, WORKER_RECORD_TTL_SECONDS, json.dumps(info), every_ms]
         with reporting_unavailable(self.client):
-            raw = scripts_for(self.client).by_name["heartbeat"](
-                keys=keys, args=args, client=self.client
+            raw = scripts.run(
+                self.client, scripts_for(self.client).by_name["heartbeat"], keys, args
             )
         return spec.decode("", args, raw)
 

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from ..connection import reporting_unavailable
-from . import replication
+from . import replication, scripts
 from .fleet import Fleet
 from .keys import error_log_key, inbox_key, job_result_key, queue_keys, task_result_key
 from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
@@ -54,7 +54,7 @@ class QueueStore:
                     self.client, spec, self._scripts[name], keys, args, wait
                 )
             else:
-                raw = self._scripts[name](keys=keys, args=args, client=self.client)
+                raw = scripts.run(self.client, self._scripts[name], keys, args)
         return spec.decode(self.name, list(args), raw)
 
     def pipelined(

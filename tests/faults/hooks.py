@@ -59,25 +59,27 @@ def parse_plan(plan: str) -> tuple[str, int, str, str]:
 
 def _install_plan(plan: str) -> None:
     target, nth, when, action = parse_plan(plan)
-    # Every Script convoy registers knows its name (store/scripts.py).
+    from django_convoy.store import scripts
+
     lock = threading.Lock()
     calls = [0]
-    original_call = Script.__call__
+    original_run = scripts.run
 
-    def call(self: Script, keys: Any = (), args: Any = (), client: Any = None) -> Any:
-        if getattr(self, "convoy_name", None) != target:
-            return original_call(self, keys, args, client)
+    # Every script convoy sends outside a pipeline goes through scripts.run (store/scripts.py).
+    def run(client: Any, script: Script, keys: Any, args: Any) -> Any:
+        if getattr(script, "convoy_name", None) != target:
+            return original_run(client, script, keys, args)
         with lock:
             calls[0] += 1
             fire = calls[0] == nth
         if fire and when == "before":
             _fire(plan, action)
-        reply = original_call(self, keys, args, client)
+        reply = original_run(client, script, keys, args)
         if fire and when == "after":
             _fire(plan, action)
         return reply
 
-    Script.__call__ = call
+    scripts.run = run
 
 
 def _fire(plan: str, action: str) -> None:
