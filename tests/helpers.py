@@ -73,6 +73,17 @@ def manage(*args: str, env: dict[str, str] | None = None, **kwargs) -> subproces
     )
 
 
+def run_manage(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``manage.py`` to its end (one process: ``manage()`` itself starts it)."""
+    process = manage(*args, **kwargs)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, "")
+
+
 def test_log() -> list[str]:
     """The execution log the tasks in tests/jobs/tasks.py write."""
     client = redis.Redis.from_url(settings.CONVOY["REDIS_URL"], decode_responses=True)

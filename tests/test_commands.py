@@ -1,7 +1,6 @@
 """convoy_worker and convoy_jamguard as users run them: real subprocesses, real signals."""
 
 import signal
-import subprocess
 import time
 from io import StringIO
 
@@ -9,10 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_convoy import get_queue
-from tests.helpers import manage, test_log, wait_until
+from tests.helpers import manage, run_manage, test_log, wait_until
 from tests.jobs import tasks
-
-SUBPROCESS = {"timeout": 60, "capture_output": True, "text": True}
 
 
 def started(key: str) -> bool:
@@ -101,13 +98,7 @@ def test_jamguard_dry_run_says_0_jammed_for_each_queue_with_none():
 def test_burst_worker_exits_when_its_queues_are_empty():
     for key in "ab":
         tasks.record.enqueue(key)
-    result = subprocess.run(
-        manage("convoy_worker", "default", "--burst").args,
-        timeout=60,
-        capture_output=True,
-        text=True,
-        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-    )
+    result = run_manage("convoy_worker", "default", "--burst")
     assert result.returncode == 0, result.stdout + result.stderr
     assert get_queue("default").stats()["processed_total"] == 2
 
@@ -115,7 +106,7 @@ def test_burst_worker_exits_when_its_queues_are_empty():
 def test_worker_without_queue_names_serves_every_configured_queue():
     tasks.record.enqueue("a")  # default
     tasks.flaky.enqueue("b", 0)  # retrying
-    result = subprocess.run(manage("convoy_worker", "--burst").args, **SUBPROCESS)
+    result = run_manage("convoy_worker", "--burst")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "serving crashy (x1), default (x1), fast (x4), monsterTrucks (x10)" in result.stdout
     assert get_queue("default").stats()["processed_total"] == 1
@@ -125,14 +116,12 @@ def test_worker_without_queue_names_serves_every_configured_queue():
 def test_worker_logs_its_own_line_per_django_task_not_djangos_as_well():
     djtasks = pytest.importorskip("tests.djtasks.tasks")
     djtasks.noop_task.enqueue()
-    result = subprocess.run(manage("convoy_worker", "default", "--burst").args, **SUBPROCESS)
+    result = run_manage("convoy_worker", "default", "--burst")
     assert result.returncode == 0, result.stdout + result.stderr
     assert get_queue("default").stats()["processed_total"] == 1
     assert "state=" not in result.stdout + result.stderr  # Django's "Task id=... state=..."
     djtasks.noop_task.enqueue()
-    verbose = subprocess.run(
-        manage("convoy_worker", "default", "--burst", "-v", "2").args, **SUBPROCESS
-    )
+    verbose = run_manage("convoy_worker", "default", "--burst", "-v", "2")
     assert " INFO Task id=" in verbose.stdout  # -v 2: Django's lines too, in the same format
 
 
