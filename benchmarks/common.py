@@ -168,7 +168,7 @@ def memory_kb(pid: int, field: str = "VmHWM") -> int:
 def script_commands() -> frozenset[str]:
     """The commands convoy's Lua scripts call (lower case, as INFO commandstats names them)."""
     found = set()
-    for path in files("django_convoy").joinpath("lua").iterdir():
+    for path in files("django_convoy.store").joinpath("lua").iterdir():
         if path.name.endswith(".lua"):
             found.update(re.findall(r"redis\.p?call\('(\w+)'", path.read_text(encoding="utf-8")))
     return frozenset(name.lower() for name in found)
