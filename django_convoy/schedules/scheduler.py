@@ -192,22 +192,34 @@ class Scheduler:
         return reply
 
     def _call(self, entry: Entry, ticks: tuple[int, int, int], rules: tuple) -> Tick:
-        schedule = entry.schedule
-        job_id = (
-            tick_job_id(schedule.name, ticks[0]) if ticks[0] >= 0 else run_now_job_id(schedule.name)
-        )
-        body, result = tick_body(schedule)
-        job = (job_id, body, schedule.priority, jitter_ms(schedule, ticks[0]))
-        return entry.store.tick(schedule.name, ticks, rules, job, result)
+        return call_tick(entry.schedule, entry.store, ticks, rules)
 
     def run_now(self, name: str) -> Tick:
-        """Add a run of schedule ``name`` now, outside its ticks (unless ``overlap`` is "skip"
-        and its last run is live: then the reply says "skipped")."""
+        """Add a run of schedule ``name`` now (see ``run_now``)."""
         entry = next((e for e in self.entries if e.schedule.name == name), None)
         if entry is None:
             raise KeyError(name)
-        rules = (entry.schedule.timing.late_ms, entry.schedule.catch_up, entry.schedule.overlap)
-        return self._call(entry, (-1, -1, -1), rules)
+        return run_now(entry.schedule)
+
+
+def call_tick(
+    schedule: Schedule, store: ScheduleStore, ticks: tuple[int, int, int], rules: tuple
+) -> Tick:
+    """Call the tick script for ``ticks`` (tick, previous, next; tick -1: run now)."""
+    tick = ticks[0]
+    job_id = tick_job_id(schedule.name, tick) if tick >= 0 else run_now_job_id(schedule.name)
+    body, result = tick_body(schedule)
+    job = (job_id, body, schedule.priority, jitter_ms(schedule, tick) if tick >= 0 else 0)
+    return store.tick(schedule.name, ticks, rules, job, result)
+
+
+def run_now(schedule: Schedule) -> Tick:
+    """Add a run of ``schedule`` now, outside its ticks, enabled or not (the admin's "run
+    now"); unless ``overlap`` is "skip" and its last run is live: then the reply says
+    "skipped" and nothing changed."""
+    store = ScheduleStore(get_queue(schedule.queue).store)
+    rules = (schedule.timing.late_ms, schedule.catch_up, schedule.overlap)
+    return call_tick(schedule, store, (-1, -1, -1), rules)
 
 
 def tick_body(schedule: Schedule) -> tuple[str, tuple[str, int] | None]:
