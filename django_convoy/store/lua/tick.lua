@@ -25,9 +25,6 @@ local SCHEDULES, PAUSED = KEYS[16], KEYS[17]
 local name, tick, prev, next_tick = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local late, catch_up, overlap, id, body = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local priority, jitter, keep = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-refuse_wrong_type(SCHEDULES, 'hash')
-refuse_wrong_type(PAUSED, 'set')
-refuse_corrupt_keys(keep > 0 and 'hash' or nil)
 local now = now_ms()
 local last, last_job = -1, ''
 local record = redis.call('HGET', SCHEDULES, name)
@@ -51,6 +48,13 @@ if not manual then
   if last >= 0 and prev > last and now - prev <= late then
     return {'behind', int(now), int(last), ''}
   end
+end
+-- Past the checks every scheduler but the first stops at, the ones of the keys it may write
+-- (refuse_corrupt_keys: Redis does not roll a script back).
+refuse_wrong_type(SCHEDULES, 'hash')
+refuse_wrong_type(PAUSED, 'set')
+refuse_corrupt_keys(keep > 0 and 'hash' or nil)
+if not manual then
   if redis.call('SISMEMBER', PAUSED, name) == 1 then return reply('paused', tick, last_job) end
   -- Missed: every scheduler was away past late_ms. catch_up 'latest' fires the latest missed
   -- tick (the one whose next tick is not missed too); a schedule never fired has none to catch.
