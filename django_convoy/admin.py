@@ -15,7 +15,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from .dashboard import views
+from .dashboard import schedules, views
 from .models import Queue
 
 
@@ -45,6 +45,12 @@ class QueueAdmin(admin.ModelAdmin):
             path("", view(views.overview), name=f"{prefix}_changelist"),
             path("statistics.json", view(views.statistics_json), name=f"{prefix}_statistics"),
             path("find/", view(views.find_job), name=f"{prefix}_find"),
+            path("schedules/", view(schedules.schedules_page), name=f"{prefix}_schedules"),
+            path(
+                "schedules/<str:name>/do/<slug:action>/",
+                view(schedules.schedule_action),
+                name=f"{prefix}_schedule_action",
+            ),
             path("queue/<str:name>/", view(views.queue_page), name=f"{prefix}_change"),
             path(
                 "queue/<str:name>/do/<slug:action>/",

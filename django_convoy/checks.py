@@ -9,6 +9,7 @@ from django.core.checks import Error, Tags, Warning, register
 
 from .conf import find_problems
 from .decorators import registered_processors, registered_tasks
+from .schedules.config import schedule_problems
 
 
 @register(Tags.compatibility)
@@ -31,6 +32,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="convoy.E012",
                 )
             )
+    errors += [Error(p.msg, hint=p.hint or None, id=p.id) for p in schedule_problems(raw)]
     for queue, func in registered_processors().items():
         if queue not in queues:
             errors.append(

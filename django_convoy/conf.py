@@ -48,7 +48,7 @@ TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTI
 # Redis Cluster, Sentinel, and waiting for replicas (topology.py, cluster.py, replication.py).
 TOPOLOGY_KEYS = ("CLUSTER_NODES", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_OPTIONS")
 WAIT_KEYS = ("WAIT_REPLICAS", "WAIT_TIMEOUT_MS")
-TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS
+TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS + ("SCHEDULE",)  # schedules/config.py checks it
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 

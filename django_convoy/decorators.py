@@ -70,6 +70,9 @@ class ConvoyTask:
     if_processing: str = "ignore"
     priority: int = 0
     delay: float = 0
+    # A schedule named after the task (schedules/): a cron expression, or every N seconds.
+    cron: str | None = None
+    every: int | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -135,8 +138,14 @@ def convoy_task(
     job_id: Callable[..., Any] | None = None,
     if_processing: str = "ignore",
     priority: int = 0,
+    cron: str | None = None,
+    every: int | None = None,
 ) -> Any:
-    """Register a function as a convoy task; usable bare (``@convoy_task``) or with options."""
+    """Register a function as a convoy task; usable bare (``@convoy_task``) or with options.
+
+    ``cron`` or ``every`` also schedules it (with no arguments), as a ``CONVOY["SCHEDULE"]``
+    entry named after the task's dotted path would; ``manage.py check`` validates them.
+    """
 
     def register(func: Callable[..., Any]) -> ConvoyTask:
         check_add_options(if_processing, 0, priority)
@@ -147,6 +156,8 @@ def convoy_task(
             job_id=job_id,
             if_processing=if_processing,
             priority=priority,
+            cron=cron,
+            every=every,
         )
         _tasks[task.name] = task
         return task

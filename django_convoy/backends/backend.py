@@ -208,18 +208,7 @@ class ConvoyBackend(BaseTaskBackend):
         """Queue a run of ``task``; with ENQUEUE_ON_COMMIT, once the transaction commits."""
         self.validate_task(task)
         queue = self._queue(task.queue_name)
-        run = TaskRun(
-            result_id=get_random_string(RESULT_ID_LENGTH),
-            backend=self.alias,
-            args=normalize_json(list(args)),
-            kwargs=normalize_json(dict(kwargs)),
-            options={
-                "priority": task.priority,
-                "queue_name": task.queue_name,
-                "backend": task.backend,
-                "run_after": task.run_after.isoformat() if task.run_after else None,
-            },
-        )
+        run = self._new_run(task, args, kwargs)
         # Everything that can be wrong with the run is found here, in the caller's code.
         if task.run_after and _epoch_ms(task.run_after) > (time.time() + MAX_DELAY_SECONDS) * 1000:
             raise InvalidTask(
@@ -234,6 +223,33 @@ class ConvoyBackend(BaseTaskBackend):
         pending = ready_result(task, run, None, added=None)
         transaction.on_commit(lambda: _fill(pending, add()), using=self._options.database)
         return pending
+
+    def _new_run(self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]) -> TaskRun:
+        return TaskRun(
+            result_id=get_random_string(RESULT_ID_LENGTH),
+            backend=self.alias,
+            args=normalize_json(list(args)),
+            kwargs=normalize_json(dict(kwargs)),
+            options={
+                "priority": task.priority,
+                "queue_name": task.queue_name,
+                "backend": task.backend,
+                "run_after": task.run_after.isoformat() if task.run_after else None,
+            },
+        )
+
+    def scheduled_run(
+        self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]
+    ) -> tuple[ConvoyQueue, str, str, int]:
+        """What a schedule's tick of ``task`` adds (``schedules/``): the queue, the body of a
+        fresh run, the key of its result (the tick script creates it), and how long it is kept
+        while the run waits."""
+        self.validate_task(task)
+        queue = self._queue(task.queue_name)
+        run = self._new_run(task, args, kwargs)
+        payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
+        body = encode_body(task.module_path, payload)
+        return queue, body, queue.store.result_key(run.result_id), self._keep_ms(queue)
 
     def _job_id(self, task: Task, args: Any, kwargs: dict[str, Any], run: TaskRun) -> str:
         job_id = getattr(task, "job_id", None)

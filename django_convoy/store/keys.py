@@ -65,3 +65,17 @@ def workers_registry_key(prefix: str) -> str:
 def worker_key(prefix: str, worker_id: str) -> str:
     """Return the HASH describing one worker; it expires when heartbeats stop."""
     return f"{prefix}:{{workers}}:{worker_id}"
+
+
+class ScheduleKeys(NamedTuple):
+    """The keys of the schedules whose jobs go to one queue: under the queue's hash tag, so that
+    the tick script can add a tick's job to the queue in the same step (one Cluster slot)."""
+
+    state: str  # HASH schedule name -> "last_tick_ms|fired_ms|outcome|job id" (tick.lua)
+    paused: str  # SET of the names of the paused schedules
+
+
+def schedule_keys(prefix: str, queue: str) -> ScheduleKeys:
+    """Return the keys of the schedules of ``queue`` under ``prefix``."""
+    base = f"{prefix}:{{{queue}}}:"
+    return ScheduleKeys(base + "schedules", base + "schedules-paused")

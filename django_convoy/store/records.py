@@ -314,3 +314,34 @@ def split_body(head: str, *, complete: bool) -> tuple[str | None, str]:
         return None, head
     payload = rest[len('{"payload":') :]
     return task, payload[:-1] if complete and payload.endswith("}") else payload
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What the tick script did with one tick of a schedule (see ``lua/tick.lua``)."""
+
+    outcome: str  # early, done, behind (nothing changed); added, skipped, exists, missed, paused
+    now_ms: int  # Redis's clock when it ran
+    last_tick_ms: int | None  # the schedule's last fired or passed-over tick, after the call
+    job_id: str  # the job added, or the live one the tick skipped for ("" if neither)
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """A schedule's state in Redis: its last tick, when and how it went, its last run's job."""
+
+    last_tick_ms: int | None
+    fired_ms: int | None
+    outcome: str
+    job_id: str
+    paused: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None, paused: bool) -> ScheduleState:
+        """Read ``"last_tick_ms|fired_ms|outcome|job id"`` (None: the schedule never ticked)."""
+        last, fired, outcome, job_id = ([*(text or "").split("|", 3), "", "", "", ""])[:4]
+        last_ms, fired_ms = to_int(last, -1), to_int(fired, -1)
+        return cls(
+            last_ms if last_ms >= 0 else None, fired_ms if fired_ms >= 0 else None,
+            outcome, job_id, paused,
+        )  # fmt: skip

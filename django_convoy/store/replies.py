@@ -20,6 +20,7 @@ from .records import (
     RecordHead,
     Run,
     RunRecord,
+    Tick,
     decode_body,
     from_ms,
     split_body,
@@ -225,3 +226,10 @@ def task_added(queue: str, args: list[Any], reply: list[Any]) -> tuple[int, str,
     """task_add.lua: Redis's now, the outcome, and the run's result id."""
     now, outcome, result_id = reply
     return to_int(now), outcome, result_id
+
+
+def ticked(queue: str, args: list[Any], reply: list[Any]) -> Tick:
+    """tick.lua: the outcome, Redis's now, the schedule's last tick after the call, the job."""
+    outcome, now_ms, last_ms, job_id = reply
+    last = to_int(last_ms, -1)
+    return Tick(outcome, to_int(now_ms), last if last >= 0 else None, job_id)

@@ -61,6 +61,8 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("task_start", replies.as_is),
         ScriptSpec("task_finish", replies.as_int),
         ScriptSpec("task_result", replies.as_is, writes=False),
+        # Schedules (schedules/): a tick's job is added to its queue in the same step.
+        ScriptSpec("tick", replies.ticked),
         # The workers registry: its own keys, not a queue's.
         ScriptSpec("heartbeat", replies.as_int, queue=False),
     )

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import RedisUnavailable
+from ..schedules.thread import start_scheduler
 from .backoff import Backoff
 from .worker import Worker
+
+SCHEDULER_JOIN_SECONDS = 5.0  # a tick call in flight when the worker stops
 
 
 def serve(
@@ -25,9 +28,12 @@ def serve(
     on_ready: Callable[[], None] | None = None,
     signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
 ) -> None:
-    """Run a worker of ``queues`` with ``options`` (``Worker``'s keyword arguments) until a
-    signal stops it. ``on_ready`` is called once the worker exists (Redis answered). Raise
-    ``WorkerCrashed`` if it died, a ``ConvoyError`` if it could not be made."""
+    """Run a worker of ``queues`` with ``options`` (``Worker``'s keyword arguments, and
+    ``scheduler``: run the schedules beside it) until a signal stops it. ``on_ready`` is called
+    once the worker exists (Redis answered). Raise ``WorkerCrashed`` if it died, a
+    ``ConvoyError`` if it could not be made."""
+    options = dict(options)
+    scheduler = options.pop("scheduler", False)
     signals_seen: list[int] = []
     started: list[Worker] = []
     stopped = threading.Event()  # a signal before the worker exists: do not start it
@@ -50,7 +56,14 @@ def serve(
         on_ready()
     if signals_seen:  # a signal between the worker's making and now
         return
-    worker.run()
+    # The scheduler thread stops at the first signal (or when the worker ends).
+    scheduling = start_scheduler(stopped) if scheduler else None
+    try:
+        worker.run()
+    finally:
+        stopped.set()
+        if scheduling is not None:
+            scheduling.join(SCHEDULER_JOIN_SECONDS)
 
 
 def _create_worker(

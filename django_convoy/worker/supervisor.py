@@ -111,6 +111,7 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         receive, send = self._context.Pipe(duplex=False)
         options = {**self.options, "max_jobs": child.max_jobs}
+        options["scheduler"] = bool(self.options.get("scheduler")) and child.index == 0
         child.process = self._context.Process(
             target=_child_main,
             args=(self.queues, options, send, os.getpid()),

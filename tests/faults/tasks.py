@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django_convoy import convoy_processor, current_job, still_owner
+from django_convoy import convoy_processor, convoy_task, current_job, still_owner
 
 from . import journal
 from .queues import FAULT_QUEUES
@@ -81,3 +81,9 @@ def _first_time(what: str, job_id: str) -> bool:
 
 for _queue in FAULT_QUEUES:
     convoy_processor(_queue)(perform)
+
+
+@convoy_task(queue="faults-side")
+def scheduled(sleep: float = 0.0) -> None:
+    """The job of the schedules of ``test_schedules.py``: journalled like every fault job."""
+    perform(current_job().id, {"sleep": sleep})

@@ -69,6 +69,11 @@ class Command(BaseCommand):
             "queue, supervised by this command (default 1: this process is the worker).",
         )
         parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="Do not fire the schedules (CONVOY['SCHEDULE']) from this worker.",
+        )
+        parser.add_argument(
             "--no-jam-guard",
             action="store_true",
             help="Do not recover jammed jobs of these queues from this worker.",
@@ -96,6 +101,8 @@ class Command(BaseCommand):
             "grace": options["grace"],
             "jam_guard": not options["no_jam_guard"],
             "pool": options["pool"],
+            # Any number of schedulers may run: each tick fires once (schedules/).
+            "scheduler": not options["no_scheduler"] and not options["burst"],
         }
         try:
             if options["processes"] == 1:

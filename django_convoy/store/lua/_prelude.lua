@@ -20,8 +20,9 @@
 --  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
 --                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
 --  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), the
---                 result HASH of a Django task's run (task_*), or the result a job's last run
---                 returned (keep_result, inspect)
+--                 result HASH of a Django task's run (task_*, tick), or the result a job's last
+--                 run returned (keep_result, inspect)
+--  16, 17         the tick script's schedule keys (keys.ScheduleKeys; see tick.lua)
 -- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
 -- learns from idle; it shares the hash tag, so it lives in this queue's slot.
 --
@@ -503,4 +504,11 @@ local function result_of(body)
     return data.payload.result
   end
   return ''
+end
+
+-- A Django task's run was added (task_add.lua, tick.lua): create its READY result, the HASH
+-- EXTRA_KEY, kept keep_ms (the run's wait included) unless a later write extends it.
+local function create_task_result(id, body, now, keep_ms)
+  redis.call('HSET', EXTRA_KEY, 'job', id, 'body', body, 'enqueued', int(now), 'status', 'READY')
+  redis.call('PEXPIRE', EXTRA_KEY, int(keep_ms))
 end

@@ -19,20 +19,15 @@ local ctx = {
 }
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 
-local function create_result(waits_ms)
-  redis.call('HSET', EXTRA_KEY, 'job', id, 'body', body, 'enqueued', int(now), 'status', 'READY')
-  redis.call('PEXPIRE', EXTRA_KEY, int(keep + math.max(0, waits_ms)))
-end
-
 local added, _, rerun = add_one(id, body, ctx, redis.call('INCR', K.seq))
 if ctx.wake then wake_one() end
 if added == 1 then
   redis.call('HSETNX', K.stats, 'born', int(now)) -- as add.lua does: the queue's birth mark
-  create_result(ctx.due - now)
+  create_task_result(id, body, now, keep + math.max(0, ctx.due - now))
   return {int(now), 'added', result_of(body)}
 end
 if rerun == 1 then
-  create_result(0)
+  create_task_result(id, body, now, keep)
   return {int(now), 'rerun', result_of(body)}
 end
 if rerun == 2 then
