@@ -66,7 +66,9 @@ def test_a_child_killed_mid_job_is_replaced_and_its_run_recovered():
     tasks.crashy.enqueue("victim", 5.0)  # long enough to be killed in, however busy the machine
     worker = manage("convoy_worker", "crashy", "--processes", "2", "-v", "1")
     try:
-        victim = wait_until(lambda: running("crashy-victim"), timeout=60)
+        # Killed once its job has begun (Redis holds a run from its claim, a moment earlier).
+        wait_until(lambda: any(e.startswith("start crashy-victim") for e in test_log()), 60)
+        victim = wait_until(lambda: running("crashy-victim"), timeout=30)
         os.kill(victim[0], signal.SIGKILL)
         wait_until(lambda: queue.stats()["processed_total"] == 1, timeout=60)
         wait_until(lambda: len(alive_workers()) == 2, timeout=30)  # replaced
