@@ -18,6 +18,7 @@ from .exceptions import JobNotFound, UnknownQueue
 from .ids import normalise_id
 from .retries import failure_is_final, retry_delay
 from .store import BATCH, AddResult, ClaimBatch, DataMarks, Job, QueueStore, RecoveredJob, Run
+from .store.replies import COUNTS
 from .validation import check_add_options, encode_payload
 
 
@@ -131,8 +132,7 @@ class ConvoyQueue:
     def stats(self) -> dict[str, int]:
         """Return the counts of each state and the totals, split at Redis's now."""
         counts = self.store.counts()
-        del counts["paused"], counts["now_ms"]
-        return counts
+        return {key: counts[key] for key in COUNTS}
 
     def is_paused(self) -> bool:
         """Whether workers are told not to claim from this queue."""

@@ -15,7 +15,8 @@
 --   9 seq         STRING counter: FIFO sequence and fencing tokens
 --  10 wake        LIST wake-up tokens for idle workers (kept at <= 1 element)
 --  11 paused      STRING present while the queue is paused
---  12 stats       HASH processed / failed totals; born: when the queue was first used
+--  12 stats       HASH processed / failed totals; born: when the queue was first used; the
+--                 counters and histograms the metrics read (count_in, observe: below)
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
 --  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
 --                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
@@ -78,6 +79,46 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- Counters and histograms, kept fleet-wide in the stats HASH by the scripts that already run
+-- (django_convoy.store.counters reads them): "added", "duplicate", "retried", "stale" (fenced
+-- writes refused), "recovered:<action>" (jam guard), and per histogram "<name>:le:<bound>" (runs
+-- in that bucket, not cumulative; "inf" past the last bound) and "<name>:sum_ms". Each script
+-- gathers its observations first and writes one HINCRBY per field it touches, not per job.
+-- The bounds, in ms; Python reads them from this line (store/counters.py): change them here.
+local HISTOGRAM_BOUNDS_MS = {
+  5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000,
+}
+
+local function count_in(field, n)
+  if n and n > 0 then redis.call('HINCRBY', K.stats, field, n) end
+end
+
+-- Add one observation of ms to acc, a table a script writes with write_histogram.
+local function observe(acc, ms)
+  ms = math.max(0, ms)
+  local bucket = 'inf'
+  for _, bound in ipairs(HISTOGRAM_BOUNDS_MS) do
+    if ms <= bound then
+      bucket = bound
+      break
+    end
+  end
+  acc[bucket] = (acc[bucket] or 0) + 1
+  acc.sum_ms = (acc.sum_ms or 0) + ms
+end
+
+-- name: 'wait' (from when a job could first run to its first run's start) or 'duration'
+-- (from a run's start to its reported outcome), both by Redis's clock.
+local function write_histogram(name, acc)
+  for bucket, n in pairs(acc) do
+    if bucket == 'sum_ms' then
+      if n > 0 then redis.call('HINCRBY', K.stats, name .. ':sum_ms', int(n)) end
+    else
+      redis.call('HINCRBY', K.stats, name .. ':le:' .. bucket, n)
+    end
+  end
+end
+
 -- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
 -- an empty body, and a record without the counters (mangled by hand) as all body: either way
 -- the worker fails its unreadable body instead of the queue stopping.
@@ -106,6 +147,21 @@ end
 local function priority_of(id)
   local raw = redis.call('HGET', K.jobs, id)
   return tonumber(raw and string.match(raw, '^%d+|%d+|%d+|(-?%d+)|')) or 0
+end
+
+-- A scheduled job that is due now: its priority, read as priority_of does. A job that never
+-- ran (a delay, not a retry) counts as enqueued when it became due, so that its wait (the
+-- histogram) and its age in the queue start then, not at its add; only those rewrite the record.
+local function became_due(id, due_ms)
+  local raw = redis.call('HGET', K.jobs, id)
+  local _, stop, e, a, p = string.find(raw or '', '^(%d+)|(%d+)|%d+|(-?%d+)|')
+  if not stop then return 0 end
+  if a == '0' and tonumber(e) < due_ms then
+    local m = read_job(id)
+    m.enqueued = due_ms
+    write_job(id, m)
+  end
+  return tonumber(p)
 end
 
 local function wake_one()
@@ -269,6 +325,7 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
   write_run(id, token, now, 1, worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
+  write_histogram('wait', {[HISTOGRAM_BOUNDS_MS[1]] = 1}) -- it waited 0 ms
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
   -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
   if redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)})) == 1 then
@@ -409,10 +466,11 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   if handed.err then error('convoy: ' .. inbox .. ' is not a list') end
   redis.call('ZREM', K.idle, request_of(worker, lease))
   if #handed > 0 then redis.call('DEL', inbox) end
-  local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'LIMIT', 0, promote_limit)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', K.scheduled, id)
-    push_queued(id, priority_of(id))
+  local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'WITHSCORES', 'LIMIT',
+    0, promote_limit)
+  for i = 1, #due, 2 do
+    redis.call('ZREM', K.scheduled, due[i])
+    push_queued(due[i], became_due(due[i], tonumber(due[i + 1])))
   end
   local first = redis.call('ZRANGE', K.scheduled, 0, 0, 'WITHSCORES')
   local out = {int(now), first[2] or '-1', 0, 0, '', 0}
@@ -435,9 +493,11 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   end
   -- The runs' fencing tokens: one block of the sequence for the whole claim.
   local token = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2) - #popped / 2
+  local waited = {}
   for i = 1, #popped, 2 do
     local id = popped[i]
     local m = read_job(id)
+    if m.attempts == 0 then observe(waited, now - m.enqueued) end -- a job's first run
     token = token + 1
     write_run(id, token, now, m.attempts + 1, worker)
     redis.call('ZADD', K.processing, int(now + lease), id)
@@ -446,6 +506,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
     out[#out + 1] = m.attempts + 1
     out[#out + 1] = token
   end
+  write_histogram('wait', waited)
   -- Pass the baton: if work is left, make sure another idle worker wakes for it.
   if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
     wake_one()
@@ -470,15 +531,18 @@ local function ack_runs(first)
   local processed = 0
   local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
   local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
+  local refused = 0
+  local durations = {}
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
     local run = redis.call('HGET', K.run, id)
-    local held = parse_run(run or '')
+    local held, started = parse_run(run or '')
     -- The ZREM is the check that the job is processing (by the schema it is, while run has
     -- it) and the first step of stopping the run, in one command.
     if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
       redis.call('HDEL', K.run, id)
       processed = processed + 1
+      observe(durations, now - (tonumber(started) or now))
       if reruns and queue_pending_rerun(id, now) then
         out[#out + 1] = 2
       else
@@ -488,9 +552,14 @@ local function ack_runs(first)
       end
     else
       out[#out + 1] = 0
+      refused = refused + 1
     end
   end
-  if processed > 0 then tick('processed', now, processed) end
+  if processed > 0 then
+    tick('processed', now, processed)
+    write_histogram('duration', durations)
+  end
+  count_in('stale', refused)
   return out
 end
 
