@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.resources import files
 from typing import Any
 
 from .records import to_int
@@ -22,9 +23,8 @@ RECOVERY_ACTIONS = ("requeued", "failed", "rerun", "dropped")
 @cache
 def bounds_ms() -> tuple[int, ...]:
     """The histograms' bucket bounds in ms, read from the prelude, their one definition."""
-    from .scripts import prelude
-
-    found = re.search(r"local HISTOGRAM_BOUNDS_MS = \{([^}]*)\}", prelude())
+    prelude = files("django_convoy.store").joinpath("lua", "_prelude.lua").read_text("utf-8")
+    found = re.search(r"local HISTOGRAM_BOUNDS_MS = \{([^}]*)\}", prelude)
     if found is None:
         raise RuntimeError("the Lua prelude no longer defines HISTOGRAM_BOUNDS_MS")
     return tuple(int(part) for part in found.group(1).replace("\n", " ").split(",") if part.strip())
