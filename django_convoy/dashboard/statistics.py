@@ -7,6 +7,7 @@ come from the sorted sets' cardinalities, never from listing them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,9 +100,9 @@ class Statistics:
         return data
 
 
-def get_statistics() -> Statistics:
-    """Read the state of every configured queue and of the workers serving them."""
-    queues = [get_queue(name) for name in get_config().queues]
+def get_statistics(names: Sequence[str] | None = None) -> Statistics:
+    """Read the state of every configured queue (or those named) and of the workers."""
+    queues = [get_queue(name) for name in names or get_config().queues]
     seen = read_overview([queue.store for queue in queues], RUNNING_LISTED)
     queue_stats = [
         _queue_stats(queue.name, counts, throughput, seen.now_ms)
