@@ -18,19 +18,16 @@ backend's class) and keyword arguments naming the queue and the job:
     for each run the jam guard recovered: ``queue``, ``job_id``, ``action`` (``"requeued"``,
     ``"failed"``, ``"rerun"``, ``"dropped"``), ``worker``, ``attempts``, ``jams``.
 
-Receivers run where the event happens, synchronously. One that raises is logged (logger
-``django_convoy.signals``, ERROR, with its traceback) and changes nothing: the job's state is
+Receivers run where the event happens, synchronously. One that raises is logged (Django's
+``django.dispatch`` logger, ERROR, with its traceback) and changes nothing: the job's state is
 in Redis before any signal is sent.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.dispatch import Signal
-
-logger = logging.getLogger(__name__)
 
 job_added = Signal()
 job_started = Signal()
@@ -39,24 +36,7 @@ job_recovered = Signal()
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> None:
-    """Send ``signal`` to every receiver; log (and swallow) what a receiver raises."""
-    if not signal.receivers:  # the usual case: no receiver, no cost
-        return
-    for receiver, response in signal.send_robust(sender, **kwargs):
-        if isinstance(response, Exception):
-            logger.error(
-                "A receiver of %s (%s) raised %s: %s",
-                _name_of(signal),
-                getattr(receiver, "__qualname__", repr(receiver)),
-                type(response).__name__,
-                response,
-                exc_info=response,
-                extra={"queue": kwargs.get("queue"), "job_id": kwargs.get("job_id")},
-            )
-
-
-def _name_of(signal: Signal) -> str:
-    for name in ("job_added", "job_started", "job_finished", "job_recovered"):
-        if globals()[name] is signal:
-            return name
-    return repr(signal)
+    """Send ``signal`` to every receiver; what a receiver raises is logged (by Django's
+    ``send_robust``, on the ``django.dispatch`` logger) and goes no further."""
+    if signal.receivers:  # the usual case, no receiver, costs this check alone
+        signal.send_robust(sender, **kwargs)
