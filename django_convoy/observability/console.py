@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..dashboard import display
 from ..dashboard.statistics import QueueStats, Statistics, WorkerStats
 
 QUEUE_COLUMNS = (
@@ -152,13 +153,5 @@ def _count(n: int) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    """A short human duration: ``-``, ``3 ms``, ``1.2 s``, ``4m05s``, ``2h10m``."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    """The dashboard's short duration (``850 ms``, ``4 min 3 s``), ``-`` for none."""
+    return display.duration(seconds) or "-"
