@@ -81,20 +81,28 @@ end
 
 -- Counters and histograms, kept fleet-wide in the stats HASH by the scripts that already run
 -- (django_convoy.store.counters reads them): "added", "duplicate", "retried", "stale" (fenced
--- writes refused), "recovered:<action>" (jam guard), and per histogram "<name>:le:<bound>" (runs
--- in that bucket, not cumulative; "inf" past the last bound) and "<name>:sum_ms". Each script
--- gathers its observations first and writes one HINCRBY per field it touches, not per job.
+-- writes refused), "recovered:<action>" (jam guard), the totals "processed" and "failed"
+-- (tick), and per histogram "<name>:le:<bound>" (observations in that bucket, not cumulative;
+-- "inf" past the last bound) and "<name>:sum_ms". A script gathers its increments in
+-- counted and writes them once, before it returns (write_counts): one HINCRBY, or an HMGET and
+-- an HSET for several fields, whatever the number of jobs.
 -- The bounds, in ms; Python reads them from this line (store/counters.py): change them here.
 local HISTOGRAM_BOUNDS_MS = {
   5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000,
 }
+local counted = {} -- stats field -> increment not yet written
+local counted_fields = {}
 
 local function count_in(field, n)
-  if n and n > 0 then redis.call('HINCRBY', K.stats, field, n) end
+  if not n or n == 0 then return end
+  if not counted[field] then counted_fields[#counted_fields + 1] = field end
+  counted[field] = (counted[field] or 0) + n
 end
 
--- Add one observation of ms to acc, a table a script writes with write_histogram.
-local function observe(acc, ms)
+-- One observation of ms in histogram name: 'wait' (from when a job could first run to its
+-- first run's start) or 'duration' (from a run's start to its reported outcome), both by
+-- Redis's clock.
+local function observe(name, ms)
   ms = math.max(0, ms)
   local bucket = 'inf'
   for _, bound in ipairs(HISTOGRAM_BOUNDS_MS) do
@@ -103,20 +111,25 @@ local function observe(acc, ms)
       break
     end
   end
-  acc[bucket] = (acc[bucket] or 0) + 1
-  acc.sum_ms = (acc.sum_ms or 0) + ms
+  count_in(name .. ':le:' .. bucket, 1)
+  count_in(name .. ':sum_ms', ms)
 end
 
--- name: 'wait' (from when a job could first run to its first run's start) or 'duration'
--- (from a run's start to its reported outcome), both by Redis's clock.
-local function write_histogram(name, acc)
-  for bucket, n in pairs(acc) do
-    if bucket == 'sum_ms' then
-      if n > 0 then redis.call('HINCRBY', K.stats, name .. ':sum_ms', int(n)) end
-    else
-      redis.call('HINCRBY', K.stats, name .. ':le:' .. bucket, n)
+-- Write what count_in and observe gathered (every script that counts calls this last).
+local function write_counts()
+  local n = #counted_fields
+  if n == 1 then
+    redis.call('HINCRBY', K.stats, counted_fields[1], int(counted[counted_fields[1]]))
+  elseif n > 1 then
+    local old = redis.call('HMGET', K.stats, unpack(counted_fields))
+    local pairs_out = {}
+    for i, field in ipairs(counted_fields) do
+      pairs_out[2 * i - 1] = field
+      pairs_out[2 * i] = int((tonumber(old[i]) or 0) + counted[field])
     end
+    redis.call('HSET', K.stats, unpack(pairs_out))
   end
+  counted, counted_fields = {}, {}
 end
 
 -- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
@@ -325,7 +338,7 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
   write_run(id, token, now, 1, worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
-  write_histogram('wait', {[HISTOGRAM_BOUNDS_MS[1]] = 1}) -- it waited 0 ms
+  observe('wait', 0)
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
   -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
   if redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)})) == 1 then
@@ -394,11 +407,11 @@ local function add_one(id, body, ctx, seq)
   return 0, state, 0
 end
 
--- Count n outcomes (1 if not given) in the totals and in the per-minute throughput of the
--- last hour.
+-- Count n outcomes (1 if not given) in the totals (write_counts writes them) and in the
+-- per-minute throughput of the last hour.
 local function tick(outcome, now, n)
   n = n or 1
-  redis.call('HINCRBY', K.stats, outcome, n)
+  count_in(outcome, n)
   local minute = math.floor(now / 60000)
   if redis.call('HINCRBY', K.throughput, outcome .. ':' .. minute, n) == n
       and redis.call('HLEN', K.throughput) > 130 then
@@ -493,11 +506,10 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   end
   -- The runs' fencing tokens: one block of the sequence for the whole claim.
   local token = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2) - #popped / 2
-  local waited = {}
   for i = 1, #popped, 2 do
     local id = popped[i]
     local m = read_job(id)
-    if m.attempts == 0 then observe(waited, now - m.enqueued) end -- a job's first run
+    if m.attempts == 0 then observe('wait', now - m.enqueued) end -- a job's first run
     token = token + 1
     write_run(id, token, now, m.attempts + 1, worker)
     redis.call('ZADD', K.processing, int(now + lease), id)
@@ -506,7 +518,6 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
     out[#out + 1] = m.attempts + 1
     out[#out + 1] = token
   end
-  write_histogram('wait', waited)
   -- Pass the baton: if work is left, make sure another idle worker wakes for it.
   if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
     wake_one()
@@ -532,7 +543,6 @@ local function ack_runs(first)
   local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
   local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
   local refused = 0
-  local durations = {}
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
     local run = redis.call('HGET', K.run, id)
@@ -542,7 +552,7 @@ local function ack_runs(first)
     if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
       redis.call('HDEL', K.run, id)
       processed = processed + 1
-      observe(durations, now - (tonumber(started) or now))
+      observe('duration', now - (tonumber(started) or now))
       if reruns and queue_pending_rerun(id, now) then
         out[#out + 1] = 2
       else
@@ -555,10 +565,7 @@ local function ack_runs(first)
       refused = refused + 1
     end
   end
-  if processed > 0 then
-    tick('processed', now, processed)
-    write_histogram('duration', durations)
-  end
+  if processed > 0 then tick('processed', now, processed) end
   count_in('stale', refused)
   return out
 end

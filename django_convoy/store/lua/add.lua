@@ -29,4 +29,5 @@ if ctx.wake then wake_one() end
 if added_n > 0 then redis.call('HSETNX', K.stats, 'born', int(now)) end
 count_in('added', added_n)
 count_in('duplicate', (#ARGV - 3) / 2 - added_n)
+write_counts()
 return out

@@ -9,6 +9,7 @@ local retry_delay = tonumber(ARGV[4])
 local attempt = held_run(id, token)
 if attempt == nil then
   count_in('stale', 1)
+  write_counts()
   return 'stale'
 end
 local now = now_ms()
@@ -17,9 +18,7 @@ if started and string.match(error_json, '^{.*[^{%s]%s*}$') then
   error_json = string.sub(error_json, 1, -2) .. ',"ran_ms":' .. int(now - started) .. '}'
 end
 stop_run(id)
-local ran = {}
-observe(ran, now - (started or now))
-write_histogram('duration', ran)
+observe('duration', now - (started or now))
 keep_attempt(id, attempt)
 redis.call('HSET', K.errors, id, error_json)
 log_error(error_json, tonumber(ARGV[6]), tonumber(ARGV[7]))
@@ -27,6 +26,9 @@ if retry_delay >= 0 then
   redis.call('ZADD', K.scheduled, int(now + retry_delay), id)
   wake_one()
   count_in('retried', 1)
+  write_counts()
   return 'retry'
 end
-return finish_failed(id, now, tonumber(ARGV[5]))
+local verdict = finish_failed(id, now, tonumber(ARGV[5]))
+write_counts()
+return verdict

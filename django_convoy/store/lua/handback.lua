@@ -25,4 +25,5 @@ for i = 2, #ARGV, 2 do
 end
 if any then wake_one() end
 count_in('stale', refused)
+write_counts()
 return out

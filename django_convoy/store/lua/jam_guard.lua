@@ -53,4 +53,5 @@ for i = 1, #jammed, 2 do
 end
 if requeued then wake_one() end
 for action, n in pairs(actions) do count_in('recovered:' .. action, n) end
+write_counts() -- with the failed total of runs jammed too often (finish_failed)
 return out

@@ -27,6 +27,7 @@ end
 local added, _, rerun = add_one(id, body, ctx, redis.call('INCR', K.seq))
 if ctx.wake then wake_one() end
 count_in(added == 1 and 'added' or 'duplicate', 1)
+write_counts()
 if added == 1 then
   redis.call('HSETNX', K.stats, 'born', int(now)) -- as add.lua does: the queue's birth mark
   create_result(ctx.due - now)
