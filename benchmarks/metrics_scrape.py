@@ -55,11 +55,12 @@ def run(options: argparse.Namespace) -> None:
     with override_settings(CONVOY=convoy):
         started = time.perf_counter()
         client = fill(names, options.jobs)
+        memory = client.info("memory")["used_memory_human"]
         print(
             f"{options.queues} queues, {options.jobs:,} queued jobs, filled in "
-            f"{time.perf_counter() - started:.1f} s; Redis uses {client.info('memory')['used_memory_human']}"
+            f"{time.perf_counter() - started:.1f} s; Redis uses {memory}"
         )
-        web = Client()
+        web = Client(HTTP_HOST="localhost")
         web.get("/convoy/metrics")  # scripts loaded, connections open
         before = calls(client)
         body = web.get("/convoy/metrics").content
@@ -74,7 +75,7 @@ def run(options: argparse.Namespace) -> None:
         p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
         print(
             f"scrape: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms over "
-            f"{options.requests} requests; {len(body):,} bytes, {body.count(b'\n'):,} lines; "
+            f"{options.requests} requests; {len(body):,} bytes, {len(body.splitlines()):,} lines; "
             f"{commands:,} Redis commands (scripts' own included) in 2 round trips"
         )
 
@@ -87,7 +88,9 @@ def fill(names: list[str], jobs: int):
     per_queue = jobs // len(names)
     for name in names:
         queue = get_queue(name)
-        for priority, start in zip((0, 5, -5), range(0, per_queue, per_queue // 3 + 1), strict=False):
+        for priority, start in zip(
+            (0, 5, -5), range(0, per_queue, per_queue // 3 + 1), strict=False
+        ):
             stop = min(per_queue, start + per_queue // 3 + 1)
             for first in range(start, stop, BATCH):
                 queue.add_jobs(range(first, min(stop, first + BATCH)), priority=priority)

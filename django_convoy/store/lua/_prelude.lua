@@ -90,8 +90,10 @@ end
 local HISTOGRAM_BOUNDS_MS = {
   5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000,
 }
+local BUCKETS = #HISTOGRAM_BOUNDS_MS
 local counted = {} -- stats field -> increment not yet written
 local counted_fields = {}
+local observed = {} -- histogram name -> {[bucket index] = n, sum = ms}, not yet written
 
 local function count_in(field, n)
   if not n or n == 0 then return end
@@ -101,22 +103,28 @@ end
 
 -- One observation of ms in histogram name: 'wait' (from when a job could first run to its
 -- first run's start) or 'duration' (from a run's start to its reported outcome), both by
--- Redis's clock.
+-- Redis's clock. Per job, so kept to a few table updates: names are built once per call.
 local function observe(name, ms)
-  ms = math.max(0, ms)
-  local bucket = 'inf'
-  for _, bound in ipairs(HISTOGRAM_BOUNDS_MS) do
-    if ms <= bound then
-      bucket = bound
-      break
-    end
+  local h = observed[name]
+  if not h then
+    h = {sum = 0}
+    observed[name] = h
   end
-  count_in(name .. ':le:' .. bucket, 1)
-  count_in(name .. ':sum_ms', ms)
+  if ms < 0 then ms = 0 end
+  local i = 1
+  while i <= BUCKETS and ms > HISTOGRAM_BOUNDS_MS[i] do i = i + 1 end
+  h[i] = (h[i] or 0) + 1
+  h.sum = h.sum + ms
 end
 
 -- Write what count_in and observe gathered (every script that counts calls this last).
 local function write_counts()
+  for name, h in pairs(observed) do
+    for i = 1, BUCKETS + 1 do
+      if h[i] then count_in(name .. ':le:' .. (HISTOGRAM_BOUNDS_MS[i] or 'inf'), h[i]) end
+    end
+    count_in(name .. ':sum_ms', h.sum)
+  end
   local n = #counted_fields
   if n == 1 then
     redis.call('HINCRBY', K.stats, counted_fields[1], int(counted[counted_fields[1]]))
@@ -129,7 +137,7 @@ local function write_counts()
     end
     redis.call('HSET', K.stats, unpack(pairs_out))
   end
-  counted, counted_fields = {}, {}
+  counted, counted_fields, observed = {}, {}, {}
 end
 
 -- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
