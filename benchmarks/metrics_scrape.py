@@ -66,17 +66,20 @@ def run(options: argparse.Namespace) -> None:
         body = web.get("/convoy/metrics").content
         commands = calls(client) - before - 1  # less the INFO of calls() itself
         times = []
+        cpu = redis_cpu(client)
         for _ in range(options.requests):
             begun = time.perf_counter()
             response = web.get("/convoy/metrics")
             times.append((time.perf_counter() - begun) * 1000)
             assert response.status_code == 200
+        redis_ms = (redis_cpu(client) - cpu) / options.requests * 1000
         times.sort()
         p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
         print(
             f"scrape: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms over "
             f"{options.requests} requests; {len(body):,} bytes, {len(body.splitlines()):,} lines; "
-            f"{commands:,} Redis commands (scripts' own included) in 2 round trips"
+            f"{commands:,} Redis commands (scripts' own included) in 2 round trips, "
+            f"{redis_ms:.1f} ms of Redis CPU"
         )
 
 
@@ -100,6 +103,11 @@ def fill(names: list[str], jobs: int):
     for i in range(10):
         fleet.heartbeat(f"bench-worker-{i}", {"queues": names, "host": "bench", "pid": i}, 10_000)
     return get_queue(names[0]).client
+
+
+def redis_cpu(client) -> float:
+    found = client.info("cpu")
+    return found["used_cpu_user"] + found["used_cpu_sys"]
 
 
 def calls(client) -> int:
