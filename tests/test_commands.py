@@ -15,6 +15,13 @@ from tests.jobs import tasks
 SUBPROCESS = {"timeout": 60, "capture_output": True, "text": True}
 
 
+def run_to_end(*args: str) -> subprocess.CompletedProcess:
+    """Run ``manage.py`` (one process: ``manage()`` starts it) until it exits."""
+    process = manage(*args)
+    out, _ = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, "")
+
+
 def started(key: str) -> bool:
     return any(entry.startswith(f"start crashy-{key}") for entry in test_log())
 
@@ -101,13 +108,7 @@ def test_jamguard_dry_run_says_0_jammed_for_each_queue_with_none():
 def test_burst_worker_exits_when_its_queues_are_empty():
     for key in "ab":
         tasks.record.enqueue(key)
-    result = subprocess.run(
-        manage("convoy_worker", "default", "--burst").args,
-        timeout=60,
-        capture_output=True,
-        text=True,
-        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-    )
+    result = run_to_end("convoy_worker", "default", "--burst")
     assert result.returncode == 0, result.stdout + result.stderr
     assert get_queue("default").stats()["processed_total"] == 2
 
@@ -115,7 +116,7 @@ def test_burst_worker_exits_when_its_queues_are_empty():
 def test_worker_without_queue_names_serves_every_configured_queue():
     tasks.record.enqueue("a")  # default
     tasks.flaky.enqueue("b", 0)  # retrying
-    result = subprocess.run(manage("convoy_worker", "--burst").args, **SUBPROCESS)
+    result = run_to_end("convoy_worker", "--burst")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "serving crashy (x1), default (x1), fast (x4), monsterTrucks (x10)" in result.stdout
     assert get_queue("default").stats()["processed_total"] == 1
@@ -125,14 +126,12 @@ def test_worker_without_queue_names_serves_every_configured_queue():
 def test_worker_logs_its_own_line_per_django_task_not_djangos_as_well():
     djtasks = pytest.importorskip("tests.djtasks.tasks")
     djtasks.noop_task.enqueue()
-    result = subprocess.run(manage("convoy_worker", "default", "--burst").args, **SUBPROCESS)
+    result = run_to_end("convoy_worker", "default", "--burst")
     assert result.returncode == 0, result.stdout + result.stderr
     assert get_queue("default").stats()["processed_total"] == 1
     assert "state=" not in result.stdout + result.stderr  # Django's "Task id=... state=..."
     djtasks.noop_task.enqueue()
-    verbose = subprocess.run(
-        manage("convoy_worker", "default", "--burst", "-v", "2").args, **SUBPROCESS
-    )
+    verbose = run_to_end("convoy_worker", "default", "--burst", "-v", "2")
     assert " INFO Task id=" in verbose.stdout  # -v 2: Django's lines too, in the same format
 
 

@@ -198,3 +198,14 @@ def test_counters_match_the_jobs_run_after_a_worker_is_sigkilled_and_recovered(c
     assert value(samples, "convoy_job_duration_seconds_count", queue="crashy") == 6
     starts = [e for e in test_log() if e.startswith("start")]
     assert len(starts) == 8  # 6 jobs, 2 of them run twice
+
+
+def test_the_oldest_queued_job_is_found_behind_a_higher_priority():
+    queue = get_queue("default")
+    queue.add_job("old-and-low", priority=-5)
+    time.sleep(0.3)
+    queue.add_jobs(["new-and-high", "newer-and-high"], priority=5)
+    queue.add_job("new-and-plain")
+    counts = queue.store.counts()
+    assert counts["now_ms"] - counts["oldest_ms"] >= 300
+    assert counts["oldest_ms"] == int(queue.get_job("old-and-low").enqueued_at.timestamp() * 1000)
