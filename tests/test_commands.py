@@ -12,8 +12,6 @@ from django_convoy import get_queue
 from tests.helpers import manage, test_log, wait_until
 from tests.jobs import tasks
 
-SUBPROCESS = {"timeout": 60, "capture_output": True, "text": True}
-
 
 def run_to_end(*args: str) -> subprocess.CompletedProcess:
     """Run ``manage.py`` (one process: ``manage()`` starts it) until it exits."""
