@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 
 from ..conf import get_config
 from ..exceptions import RedisUnavailable
+from .config import MetricsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(body, content_type=content_type)
 
 
-def _allowed(request: HttpRequest, config) -> bool:
+def _allowed(request: HttpRequest, config: MetricsConfig) -> bool:
     if config.permission is not None:
         user = getattr(request, "user", None)
         return bool(user is not None and user.is_authenticated and user.has_perm(config.permission))
