@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .observability.config import MetricsConfig, metrics_config, metrics_problems
 from .topology import is_topology_url, parse_nodes, parse_url, topology_from_settings
 
 QUEUE_DEFAULTS: dict[str, Any] = {
@@ -48,7 +49,8 @@ TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTI
 # Redis Cluster, Sentinel, and waiting for replicas (topology.py, cluster.py, replication.py).
 TOPOLOGY_KEYS = ("CLUSTER_NODES", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_OPTIONS")
 WAIT_KEYS = ("WAIT_REPLICAS", "WAIT_TIMEOUT_MS")
-TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS + ("SCHEDULE",)  # schedules/config.py checks it
+# SCHEDULE: schedules/config.py checks it; METRICS: observability's settings.
+TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS + ("SCHEDULE", "METRICS")
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -82,6 +84,7 @@ class ConvoySettings:
     topology: Any = None  # cluster.Topology for a Redis Cluster or a Sentinel group, else None
     wait_replicas: int = 0  # WAIT for this many replicas after each write (0: do not wait)
     wait_timeout_ms: int = 500
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # convoy/metrics
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def find_problems(raw: Any) -> list[Problem]:
     ]
     problems += _connection_problems(raw)
     problems += _topology_problems(raw) + _wait_problems(raw)
+    problems += [Problem("convoy.E025", *found) for found in metrics_problems(raw.get("METRICS"))]
     prefix = raw.get("KEY_PREFIX", "convoy")
     if not isinstance(prefix, str) or not KEY_PREFIX.fullmatch(prefix):
         problems.append(
@@ -353,6 +357,7 @@ def get_config() -> ConvoySettings:
         ),
         wait_replicas=raw.get("WAIT_REPLICAS", 0),
         wait_timeout_ms=raw.get("WAIT_TIMEOUT_MS", 500),
+        metrics=metrics_config(raw.get("METRICS")),
     )
 
 

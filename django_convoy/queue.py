@@ -12,12 +12,14 @@ from typing import Any
 
 import redis
 
-from . import connection
+from . import connection, signals
 from .conf import QueueConfig, get_config
 from .exceptions import JobNotFound, UnknownQueue
 from .ids import normalise_id
+from .observability import tracing
 from .retries import failure_is_final, retry_delay
 from .store import BATCH, AddResult, ClaimBatch, DataMarks, Job, QueueStore, RecoveredJob, Run
+from .store.replies import COUNTS
 from .validation import check_add_options, encode_payload
 
 
@@ -112,15 +114,31 @@ class ConvoyQueue:
         per ``store.BATCH`` entries."""
         seconds = check_add_options(if_processing, delay, priority)
         ids = [normalise_id(job_id) for job_id, _ in entries]
-        pairs: list[str] = []
-        prefix = '{"payload":' if task is None else '{"task":' + json.dumps(task) + ',"payload":'
-        for job_id, (_, payload_json) in zip(ids, entries, strict=True):
-            pairs += (job_id, prefix + payload_json + "}")
-        replies = self.store.add(pairs, if_processing, int(seconds * 1000), priority)
-        return [
-            AddResult(job_id, added, state, rerun)
-            for job_id, (added, state, rerun) in zip(ids, replies, strict=True)
-        ]
+        with tracing.adding(self.name, ids) as (head, traced):
+            pairs: list[str] = []
+            prefix = head + (
+                '"payload":' if task is None else f'"task":{json.dumps(task)},"payload":'
+            )
+            for job_id, (_, payload_json) in zip(ids, entries, strict=True):
+                pairs += (job_id, prefix + payload_json + "}")
+            replies = self.store.add(pairs, if_processing, int(seconds * 1000), priority)
+            results = [
+                AddResult(job_id, added, state, rerun)
+                for job_id, (added, state, rerun) in zip(ids, replies, strict=True)
+            ]
+            traced(results)
+        if signals.job_added.receivers:
+            for result in results:
+                signals.send(
+                    signals.job_added,
+                    ConvoyQueue,
+                    queue=self.name,
+                    job_id=result.id,
+                    added=result.added,
+                    state=result.state,
+                    rerun=result.rerun,
+                )
+        return results
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -131,8 +149,7 @@ class ConvoyQueue:
     def stats(self) -> dict[str, int]:
         """Return the counts of each state and the totals, split at Redis's now."""
         counts = self.store.counts()
-        del counts["paused"], counts["now_ms"]
-        return counts
+        return {key: counts[key] for key in COUNTS}
 
     def is_paused(self) -> bool:
         """Whether workers are told not to claim from this queue."""
@@ -142,7 +159,19 @@ class ConvoyQueue:
 
     def jam_guard(self, *, drop: bool = False, limit: int = BATCH) -> list[RecoveredJob]:
         """Recover every jammed job now (or drop them, releasing their ids); return them."""
-        return self.store.jam_guard(drop, self.config.max_jams, self.failed_ttl_ms, limit)
+        recovered = self.store.jam_guard(drop, self.config.max_jams, self.failed_ttl_ms, limit)
+        for job in recovered:
+            signals.send(
+                signals.job_recovered,
+                ConvoyQueue,
+                queue=self.name,
+                job_id=job.id,
+                action=job.action,
+                worker=job.worker,
+                attempts=job.attempts,
+                jams=job.jams,
+            )
+        return recovered
 
     def jammed_jobs(self) -> list[Job]:
         """List jammed jobs without changing anything (the jam guard's dry run)."""

@@ -46,3 +46,6 @@ CONVOY = {
     },
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+if os.environ.get("CONVOY_TEST_SPANS"):  # tests/test_tracing.py: this process's spans
+    import tests.otel_capture  # noqa: E402,F401

@@ -59,6 +59,21 @@ def test_overview_counts_processing_jammed_failed_and_totals(admin_client, defau
     assert stat(html, "default", "processed_total") == "0"
 
 
+def test_overview_shows_each_queue_s_wait_p50_and_p95_from_the_histogram(
+    admin_client, default, redis_client
+):
+    # 10 first runs that waited 5-10 ms and 10 that waited 1-2.5 s, as the scripts count them.
+    redis_client.hset(default.keys.stats, mapping={"wait:le:10": 10, "wait:le:2500": 10})
+    html = admin_client.get(OVERVIEW).content.decode()
+    cell = r'data-text="default:wait_p{}_text">([^<]*)<'
+    assert re.search(cell.format(50), html).group(1) == "10 ms"
+    assert re.search(cell.format(95), html).group(1) == "2.4 s"
+    assert re.search(r'data-text="fast:wait_p50_text">([^<]*)<', html).group(1) == "—"
+    data = admin_client.get(OVERVIEW + "statistics.json").json()
+    (found,) = [queue for queue in data["queues"] if queue["name"] == "default"]
+    assert (found["wait_p50_text"], found["wait_p95_text"]) == ("10 ms", "2.4 s")
+
+
 def test_overview_draws_the_last_hour_of_throughput_as_svg(admin_client, default, redis_client):
     minute = int(time.time() // 60)
     redis_client.hset(default.keys.throughput, f"processed:{minute - 1}", 40)

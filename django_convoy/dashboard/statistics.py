@@ -7,13 +7,15 @@ come from the sorted sets' cardinalities, never from listing them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..conf import get_config
 from ..queue import get_queue
 from ..store import WorkerRecord, from_ms, worker_alive
+from ..store.counters import Counters
 from ..store.overview import paused, read_overview
 from ..store.records import HeldRuns
 from ..store.replies import COUNTS
@@ -37,6 +39,22 @@ class QueueStats:
     failed_total: int
     processed_per_minute: list[int]  # oldest minute first; the last is the current minute
     failed_per_minute: list[int]
+    # Jobs per minute over the last 60 s: the current minute's count and the share of the
+    # previous minute's that falls within the last 60 s (counts are kept per whole minute).
+    processed_last_minute: float = 0.0
+    failed_last_minute: float = 0.0
+    oldest_seconds: float | None = None  # age of the oldest queued job (None: none queued)
+    counters: Counters = field(default_factory=Counters)  # since the queue was first used
+
+    @property
+    def wait_p50(self) -> float | None:
+        """Median seconds from when a job could run to its first run's start (all time)."""
+        return self.counters.wait.quantile(0.5)
+
+    @property
+    def wait_p95(self) -> float | None:
+        """95th percentile of the same wait, in seconds."""
+        return self.counters.wait.quantile(0.95)
 
 
 @dataclass(frozen=True)
@@ -82,13 +100,12 @@ class Statistics:
         return data
 
 
-def get_statistics() -> Statistics:
-    """Read the state of every configured queue and of the workers serving them."""
-    queues = [get_queue(name) for name in get_config().queues]
+def get_statistics(names: Sequence[str] | None = None) -> Statistics:
+    """Read the state of every configured queue (or those named) and of the workers."""
+    queues = [get_queue(name) for name in names or get_config().queues]
     seen = read_overview([queue.store for queue in queues], RUNNING_LISTED)
-    minute = seen.now_ms // 60000
     queue_stats = [
-        _queue_stats(queue.name, counts, throughput, minute)
+        _queue_stats(queue.name, counts, throughput, seen.now_ms)
         for queue, counts, throughput in zip(queues, seen.counts, seen.throughput, strict=True)
     ]
     fleet = queues[0].store.fleet
@@ -106,20 +123,27 @@ def paused_queues() -> list[str]:
 
 
 def _queue_stats(
-    name: str, counts: dict[str, Any], throughput: dict[str, str], minute: int
+    name: str, counts: dict[str, Any], throughput: dict[str, str], now_ms: int
 ) -> QueueStats:
+    minute = now_ms // 60000
     first = minute - THROUGHPUT_MINUTES + 1
     series = {"processed": [0] * THROUGHPUT_MINUTES, "failed": [0] * THROUGHPUT_MINUTES}
-    for field, count in throughput.items():
-        outcome, _, at = field.partition(":")
+    for name_at, count in throughput.items():
+        outcome, _, at = name_at.partition(":")
         if outcome in series and at.isdigit() and first <= int(at) <= minute:
             series[outcome][int(at) - first] = int(count)
+    past = 1 - (now_ms % 60000) / 60000  # the share of the previous minute within 60 s
+    oldest = counts["oldest_ms"]
     return QueueStats(
         name,
         counts["paused"],
         *(counts[key] for key in COUNTS),
         processed_per_minute=series["processed"],
         failed_per_minute=series["failed"],
+        processed_last_minute=series["processed"][-1] + past * series["processed"][-2],
+        failed_last_minute=series["failed"][-1] + past * series["failed"][-2],
+        oldest_seconds=None if oldest is None else max(0, now_ms - oldest) / 1000,
+        counters=counts["counters"],
     )
 
 

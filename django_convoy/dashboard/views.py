@@ -86,6 +86,8 @@ def statistics_json(request: HttpRequest, model_admin: ModelAdmin) -> JsonRespon
     data = statistics.as_dict()
     for queue_data, queue in zip(data["queues"], statistics.queues, strict=True):
         queue_data["chart"] = display.chart(queue)
+        queue_data["wait_p50_text"] = display.duration(queue.wait_p50) or "—"
+        queue_data["wait_p95_text"] = display.duration(queue.wait_p95) or "—"
     for worker_data, worker in zip(data["workers"], statistics.workers, strict=True):
         worker_data["display"] = display.worker_row(worker)
     data["paused_queues"] = statistics.paused_queues

@@ -302,6 +302,12 @@ def split_body(head: str, *, complete: bool) -> tuple[str | None, str]:
     decoding the whole body. Anything else is shown as it is.
     """
     task, rest = None, head
+    if head.startswith('{"trace":'):  # a run's trace context (observability/tracing.py)
+        try:
+            _, end = json.JSONDecoder().raw_decode(head, len('{"trace":'))
+        except ValueError:
+            return None, head
+        head = rest = "{" + head[end + 1 :] if head[end : end + 1] == "," else ""
     if head.startswith('{"task":'):
         try:
             task, end = json.JSONDecoder().raw_decode(head, len('{"task":'))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .counters import Counters
 from .records import (
     DONE,
     ClaimBatch,
@@ -149,10 +150,13 @@ def _done(queue: str, job_id: str, result: JobResult | None) -> Job | None:
 
 
 def counts(queue: str, args: list[Any], reply: list[Any]) -> dict[str, Any]:
-    """stats.lua: the counts of each state and the totals, Redis's now, and the pause."""
+    """stats.lua: the counts of each state and the totals, Redis's now, and the pause; then
+    the enqueued time of the oldest queued job (``oldest_ms``, None) and the ``counters``."""
     found: dict[str, Any] = dict(zip(COUNTS, (to_int(v) for v in reply[1:8]), strict=True))
     found["paused"] = bool(to_int(reply[8]))
     found["now_ms"] = to_int(reply[0])
+    found["oldest_ms"] = to_int(reply[9], None) if reply[9] != "" else None
+    found["counters"] = Counters.from_hash(reply[10])
     return found
 
 

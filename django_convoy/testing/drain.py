@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 # Convoy's internals that a worker uses to run one job, imported in this one place.
 from django_convoy import get_queue
 from django_convoy.conf import get_config
-from django_convoy.worker.execution import execute
+from django_convoy.worker.execution import execute, finished
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,15 @@ def drain(queue_name: str, *, max_jobs: int | None = None) -> DrainResult:
             break
         for run in batch.runs:
             ran += 1
-            error, final, _seconds = execute(run, worker_id, close_connections=False)
+            error, final, seconds = execute(run, worker_id, close_connections=False)
             if error is None:
-                if queue.ack([(run.id, run.token)])[0]:  # 0: the job was removed meanwhile
+                acked = queue.ack([(run.id, run.token)])[0]  # 0: the job was removed meanwhile
+                finished(run, worker_id, "done" if acked else "stale", seconds)
+                if acked:
                     processed.append(run.id)
                 continue
             verdict = queue.fail(run, error, final=final)
+            finished(run, worker_id, "failed" if verdict == "rerun" else verdict, seconds, error)
             if verdict == "stale":
                 continue
             (retried if verdict == "retry" else failed).append(run.id)

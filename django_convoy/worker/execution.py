@@ -18,8 +18,10 @@ from ..conf import get_config
 from ..context import JobContext, _current
 from ..decorators import runner_of
 from ..exceptions import RedisUnavailable, UnknownTask
-from ..queue import get_queue
+from ..observability import tracing
+from ..queue import ConvoyQueue, get_queue
 from ..retries import failure_is_final
+from ..signals import job_finished, job_started, send
 from ..store import Run, decode_body
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,32 @@ def keep_result(job: Run, value: Any) -> None:
         logger.warning("%s %s: result not kept: %s", job.queue, job.id, exc)
 
 
+def log_fields(job: Run, seconds: float, outcome: str) -> dict[str, Any]:
+    """The ``extra`` fields of a log line about a run, for JSON log formatters."""
+    return {
+        "queue": job.queue,
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "duration_ms": round(seconds * 1000, 3),
+        "outcome": outcome,
+    }
+
+
+def finished(job: Run, worker: str, outcome: str, seconds: float, error: Any = None) -> None:
+    """Send ``job_finished`` for a run whose outcome Redis has (``signals``)."""
+    send(
+        job_finished,
+        ConvoyQueue,
+        queue=job.queue,
+        job_id=job.id,
+        attempt=job.attempt,
+        worker=worker,
+        outcome=outcome,
+        duration=seconds,
+        error=error,
+    )
+
+
 def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict[str, Any]:
     """Describe a failure as convoy stores it (JSON): class path, message, traceback, reason."""
     cls = type(exc)
@@ -96,8 +124,12 @@ def execute(
     connection may hold the test's transaction (Django's test client spares it the same way).
     """
     context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
+    span = tracing.start_run(job.queue, job.id, job.attempt, _task_of(job), job.body)
+    send(
+        job_started, ConvoyQueue, queue=job.queue, job_id=job.id, attempt=job.attempt, worker=worker
+    )
     started = time.perf_counter()
-    error, final = None, False
+    error, final, raised = None, False, None
     try:
         if close_connections:
             close_old_connections()
@@ -107,10 +139,21 @@ def execute(
     except BaseException as exc:  # noqa: B036 - a job must never take its thread down
         max_attempts = get_config().queues[job.queue].max_attempts
         final = failure_is_final(exc, job.attempt, max_attempts)
-        error = error_record(job, exc, "error", worker)
+        error, raised = error_record(job, exc, "error", worker), exc
     finally:
         seconds = time.perf_counter() - started
         if close_connections:
             close_old_connections()
         _current.reset(context)
+        tracing.end_run(span, "done" if error is None else "failed" if final else "retry", raised)
     return error, final, seconds
+
+
+def _task_of(job: Run) -> str | None:
+    """The task a body names, for a span's name; read only when a span is made."""
+    if not tracing.tracer():
+        return None
+    try:
+        return decode_body(job.body)[0]
+    except ValueError:
+        return None

@@ -20,7 +20,7 @@ import redis
 
 from ..exceptions import JobTimeout, RedisUnavailable
 from .backoff import Backoff, Outages
-from .execution import error_record
+from .execution import error_record, finished, log_fields
 from .executors import Executors
 from .state import ActiveRun, WorkerState
 
@@ -115,6 +115,7 @@ class Keeper:
             except RedisUnavailable as exc:
                 verdict = f"not recorded ({exc})"
             self.state.count(failed=verdict in ("failed", "rerun"))
+            ended = "failed" if verdict == "rerun" else verdict
             logger.warning(
                 "%s %s attempt %d timed out after %s s; %s",
                 q.name,
@@ -122,7 +123,10 @@ class Keeper:
                 run.attempt,
                 q.config.job_timeout,
                 verdict,
+                extra=log_fields(run, time.monotonic() - active.started, ended),
             )
+            if ended in ("retry", "failed", "stale"):
+                finished(run, self.state.id, ended, time.monotonic() - active.started, error)
             self._give_up(active)
 
     def _give_up(self, active: ActiveRun) -> None:

@@ -15,8 +15,10 @@ import time
 import redis
 
 from ..exceptions import RedisUnavailable
+from ..signals import job_finished
 from .backoff import Backoff
 from .claimer import Claimer
+from .execution import finished, log_fields
 from .state import Outcome, WorkerState
 
 logger = logging.getLogger("django_convoy.worker")
@@ -143,18 +145,19 @@ class Reporter:
         verbose = logger.isEnabledFor(logging.INFO)
         for outcome, reply in zip(outcomes, replies, strict=True):
             run = outcome.active.run
+            verdict = "done" if reply else "stale"
             if reply:
                 done += 1
-                if not verbose:
-                    continue
-                logger.info(
-                    "%s %s attempt %d done in %.1f ms%s",
-                    name,
-                    run.id,
-                    run.attempt,
-                    outcome.seconds * 1000,
-                    "; rerun queued" if reply == 2 else "",
-                )
+                if verbose:
+                    logger.info(
+                        "%s %s attempt %d done in %.1f ms%s",
+                        name,
+                        run.id,
+                        run.attempt,
+                        outcome.seconds * 1000,
+                        "; rerun queued" if reply == 2 else "",
+                        extra=log_fields(run, outcome.seconds, verdict),
+                    )
             else:
                 logger.warning(
                     "%s %s: ack refused: this run no longer holds the job (its lease "
@@ -162,17 +165,26 @@ class Reporter:
                     "landed before and its reply was lost)",
                     name,
                     run.id,
+                    extra=log_fields(run, outcome.seconds, verdict),
                 )
         self.state.forget_all([outcome.active for outcome in outcomes])
         self.state.count(processed=done)
+        if job_finished.receivers:  # after the bookkeeping: a slow receiver delays only these
+            for outcome, reply in zip(outcomes, replies, strict=True):
+                verdict = "done" if reply else "stale"
+                finished(outcome.active.run, self.state.id, verdict, outcome.seconds)
 
     def _report_failure(self, outcome: Outcome) -> None:
         run = outcome.active.run
         assert outcome.error is not None
         verdict = self.state.queues[run.queue].fail(run, outcome.error, final=outcome.final)
+        extra = log_fields(run, outcome.seconds, verdict)
         if verdict == "stale":
             logger.warning(
-                "%s %s: failure report refused, the job was taken from this run", run.queue, run.id
+                "%s %s: failure report refused, the job was taken from this run",
+                run.queue,
+                run.id,
+                extra=extra,
             )
         else:
             self.state.count(failed=verdict != "retry")
@@ -187,5 +199,10 @@ class Reporter:
                 {"retry": "will retry", "failed": "moved to failed", "rerun": "rerun queued"}[
                     verdict
                 ],
+                extra=extra,
             )
         self.state.forget(outcome.active)
+        ended = (
+            "failed" if verdict == "rerun" else verdict
+        )  # a rerun was queued: failed all the same
+        finished(run, self.state.id, ended, outcome.seconds, outcome.error)

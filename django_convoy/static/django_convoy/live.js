@@ -1,5 +1,5 @@
 // Live counts for the convoy dashboard: polls the JSON endpoint and updates the page in place.
-// Elements opt in with data-stat="<queue>:<field>", data-chart="<queue>:<outcome>",
+// Elements opt in with data-stat="<queue>:<field>" (a count), data-text (text as it comes), data-chart="<queue>:<outcome>",
 // data-chart-text="<queue>:<field of the chart>", data-paused-badge="<queue>"; the workers table is rebuilt from a <template> row.
 // Nothing is written as HTML: every value goes in through textContent or an attribute.
 "use strict";
@@ -19,6 +19,11 @@
       const [name, field] = element.dataset.stat.split(":");
       const queue = queues.get(name);
       if (queue && field in queue) element.textContent = numbers.format(queue[field]);
+    });
+    document.querySelectorAll("[data-text]").forEach((element) => {
+      const [name, field] = element.dataset.text.split(":");
+      const queue = queues.get(name);
+      if (queue && field in queue) element.textContent = queue[field];
     });
     document.querySelectorAll("[data-chart]").forEach((line) => {
       const [name, outcome] = line.dataset.chart.split(":");

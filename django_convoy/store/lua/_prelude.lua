@@ -15,7 +15,8 @@
 --   9 seq         STRING counter: FIFO sequence and fencing tokens
 --  10 wake        LIST wake-up tokens for idle workers (kept at <= 1 element)
 --  11 paused      STRING present while the queue is paused
---  12 stats       HASH processed / failed totals; born: when the queue was first used
+--  12 stats       HASH processed / failed totals; born: when the queue was first used; the
+--                 counters and histograms the metrics read (count_in, observe: below)
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
 --  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
 --                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
@@ -79,6 +80,67 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- Counters and histograms, kept fleet-wide in the stats HASH by the scripts that already run
+-- (django_convoy.store.counters reads them): "added", "duplicate", "retried", "stale" (fenced
+-- writes refused), "recovered:<action>" (jam guard), the totals "processed" and "failed"
+-- (tick), and per histogram "<name>:le:<bound>" (observations in that bucket, not cumulative;
+-- "inf" past the last bound) and "<name>:sum_ms". A script gathers its increments in
+-- counted and writes them once, before it returns (write_counts): one HINCRBY, or an HMGET and
+-- an HSET for several fields, whatever the number of jobs.
+-- The bounds, in ms; Python reads them from this line (store/counters.py): change them here.
+local HISTOGRAM_BOUNDS_MS = {
+  5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000, 3600000,
+}
+local BUCKETS = #HISTOGRAM_BOUNDS_MS
+local counted = {} -- stats field -> increment not yet written
+local counted_fields = {}
+local observed = {} -- histogram name -> {[bucket index] = n, sum = ms}, not yet written
+
+local function count_in(field, n)
+  if not n or n == 0 then return end
+  if not counted[field] then counted_fields[#counted_fields + 1] = field end
+  counted[field] = (counted[field] or 0) + n
+end
+
+-- One observation of ms in histogram name: 'wait' (from when a job could first run to its
+-- first run's start) or 'duration' (from a run's start to its reported outcome), both by
+-- Redis's clock. Per job, so kept to a few table updates: names are built once per call.
+local function observe(name, ms)
+  local h = observed[name]
+  if not h then
+    h = {sum = 0}
+    observed[name] = h
+  end
+  if ms < 0 then ms = 0 end
+  local i = 1
+  while i <= BUCKETS and ms > HISTOGRAM_BOUNDS_MS[i] do i = i + 1 end
+  h[i] = (h[i] or 0) + 1
+  h.sum = h.sum + ms
+end
+
+-- Write what count_in and observe gathered (every script that counts calls this last).
+local function write_counts()
+  for name, h in pairs(observed) do
+    for i = 1, BUCKETS + 1 do
+      if h[i] then count_in(name .. ':le:' .. (HISTOGRAM_BOUNDS_MS[i] or 'inf'), h[i]) end
+    end
+    count_in(name .. ':sum_ms', h.sum)
+  end
+  local n = #counted_fields
+  if n == 1 then
+    redis.call('HINCRBY', K.stats, counted_fields[1], int(counted[counted_fields[1]]))
+  elseif n > 1 then
+    local old = redis.call('HMGET', K.stats, unpack(counted_fields))
+    local pairs_out = {}
+    for i, field in ipairs(counted_fields) do
+      pairs_out[2 * i - 1] = field
+      pairs_out[2 * i] = int((tonumber(old[i]) or 0) + counted[field])
+    end
+    redis.call('HSET', K.stats, unpack(pairs_out))
+  end
+  counted, counted_fields, observed = {}, {}, {}
+end
+
 -- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
 -- an empty body, and a record without the counters (mangled by hand) as all body: either way
 -- the worker fails its unreadable body instead of the queue stopping.
@@ -107,6 +169,21 @@ end
 local function priority_of(id)
   local raw = redis.call('HGET', K.jobs, id)
   return tonumber(raw and string.match(raw, '^%d+|%d+|%d+|(-?%d+)|')) or 0
+end
+
+-- A scheduled job that is due now: its priority, read as priority_of does. A job that never
+-- ran (a delay, not a retry) counts as enqueued when it became due, so that its wait (the
+-- histogram) and its age in the queue start then, not at its add; only those rewrite the record.
+local function became_due(id, due_ms)
+  local raw = redis.call('HGET', K.jobs, id)
+  local _, stop, e, a, p = string.find(raw or '', '^(%d+)|(%d+)|%d+|(-?%d+)|')
+  if not stop then return 0 end
+  if a == '0' and tonumber(e) < due_ms then
+    local m = read_job(id)
+    m.enqueued = due_ms
+    write_job(id, m)
+  end
+  return tonumber(p)
 end
 
 local function wake_one()
@@ -270,6 +347,7 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
   write_run(id, token, now, 1, worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
+  observe('wait', 0)
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
   -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
   if redis.call('RPUSH', inbox, cjson.encode({id, body, 1, int(token)})) == 1 then
@@ -338,11 +416,11 @@ local function add_one(id, body, ctx, seq)
   return 0, state, 0
 end
 
--- Count n outcomes (1 if not given) in the totals and in the per-minute throughput of the
--- last hour.
+-- Count n outcomes (1 if not given) in the totals (write_counts writes them) and in the
+-- per-minute throughput of the last hour.
 local function tick(outcome, now, n)
   n = n or 1
-  redis.call('HINCRBY', K.stats, outcome, n)
+  count_in(outcome, n)
   local minute = math.floor(now / 60000)
   if redis.call('HINCRBY', K.throughput, outcome .. ':' .. minute, n) == n
       and redis.call('HLEN', K.throughput) > 130 then
@@ -410,10 +488,11 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   if handed.err then error('convoy: ' .. inbox .. ' is not a list') end
   redis.call('ZREM', K.idle, request_of(worker, lease))
   if #handed > 0 then redis.call('DEL', inbox) end
-  local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'LIMIT', 0, promote_limit)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', K.scheduled, id)
-    push_queued(id, priority_of(id))
+  local due = redis.call('ZRANGEBYSCORE', K.scheduled, '-inf', int(now), 'WITHSCORES', 'LIMIT',
+    0, promote_limit)
+  for i = 1, #due, 2 do
+    redis.call('ZREM', K.scheduled, due[i])
+    push_queued(due[i], became_due(due[i], tonumber(due[i + 1])))
   end
   local first = redis.call('ZRANGE', K.scheduled, 0, 0, 'WITHSCORES')
   local out = {int(now), first[2] or '-1', 0, 0, '', 0}
@@ -439,6 +518,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   for i = 1, #popped, 2 do
     local id = popped[i]
     local m = read_job(id)
+    if m.attempts == 0 then observe('wait', now - m.enqueued) end -- a job's first run
     token = token + 1
     write_run(id, token, now, m.attempts + 1, worker)
     redis.call('ZADD', K.processing, int(now + lease), id)
@@ -471,15 +551,17 @@ local function ack_runs(first)
   local processed = 0
   local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
   local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
+  local refused = 0
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
     local run = redis.call('HGET', K.run, id)
-    local held = parse_run(run or '')
+    local held, started = parse_run(run or '')
     -- The ZREM is the check that the job is processing (by the schema it is, while run has
     -- it) and the first step of stopping the run, in one command.
     if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
       redis.call('HDEL', K.run, id)
       processed = processed + 1
+      observe('duration', now - (tonumber(started) or now))
       if reruns and queue_pending_rerun(id, now) then
         out[#out + 1] = 2
       else
@@ -489,9 +571,11 @@ local function ack_runs(first)
       end
     else
       out[#out + 1] = 0
+      refused = refused + 1
     end
   end
   if processed > 0 then tick('processed', now, processed) end
+  count_in('stale', refused)
   return out
 end
 

@@ -4,5 +4,7 @@
 -- Returns: {the acks' replies as ack.lua's, what claim_jobs returns}
 refuse_corrupt_keys()
 local acks = ack_runs(6)
-return {acks, claim_jobs(
-  tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))}
+local claimed = claim_jobs(
+  tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+write_counts() -- the acks' and the claim's counts, in one write
+return {acks, claimed}

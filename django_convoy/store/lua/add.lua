@@ -3,6 +3,7 @@
 -- Returns a flat list: per job, added (0 | 1), the state its id is in now ('processing' for
 -- the one job a call may hand to a waiting worker: see hand_over in the prelude), and rerun
 -- (1: a rerun of the processing id is pending after this call; see add_one).
+-- Counts the ids added and those that were live already (duplicate) in stats.
 refuse_corrupt_keys()
 local now = now_ms()
 local ctx = {
@@ -14,16 +15,19 @@ local seq = redis.call('INCRBY', K.seq, (#ARGV - 3) / 2) - (#ARGV - 3) / 2
 -- A worker waiting to be handed the first job (a delayed job waits in any case).
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 local out = {}
-local added_any = false
+local added_n = 0
 for i = 4, #ARGV, 2 do
   seq = seq + 1
   local added, state, rerun = add_one(ARGV[i], ARGV[i + 1], ctx, seq)
-  added_any = added_any or added == 1
+  added_n = added_n + added
   out[#out + 1] = added
   out[#out + 1] = state
   out[#out + 1] = rerun > 0 and 1 or 0
 end
 -- A scheduled job wakes a worker too, so that it learns the new earliest due time.
 if ctx.wake then wake_one() end
-if added_any then redis.call('HSETNX', K.stats, 'born', int(now)) end
+if added_n > 0 then redis.call('HSETNX', K.stats, 'born', int(now)) end
+count_in('added', added_n)
+count_in('duplicate', (#ARGV - 3) / 2 - added_n)
+write_counts()
 return out

@@ -2,5 +2,7 @@
 -- ARGV: max_jobs, worker_id, lease_ms, promote_limit, idle_ms (see claim_jobs)
 -- Returns: what claim_jobs (in the prelude) returns.
 refuse_corrupt_keys()
-return claim_jobs(
+local out = claim_jobs(
   tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+write_counts()
+return out

@@ -7,6 +7,7 @@ refuse_corrupt_keys()
 local unstarted = ARGV[1] == 'unstarted'
 local out = {}
 local any = false
+local refused = 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local attempt = held_run(id, token)
@@ -19,7 +20,10 @@ for i = 2, #ARGV, 2 do
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
+    refused = refused + 1
   end
 end
 if any then wake_one() end
+count_in('stale', refused)
+write_counts()
 return out

@@ -11,6 +11,7 @@ local jammed = redis.call('ZRANGEBYSCORE', K.processing, '-inf', '(' .. int(now)
   'WITHSCORES', 'LIMIT', 0, limit)
 local out = {}
 local requeued = false
+local actions = {}
 for i = 1, #jammed, 2 do
   local id, deadline = jammed[i], jammed[i + 1]
   local _, started, attempt, worker = parse_run(redis.call('HGET', K.run, id) or '')
@@ -41,6 +42,7 @@ for i = 1, #jammed, 2 do
       action = 'requeued'
     end
   end
+  actions[action] = (actions[action] or 0) + 1
   out[#out + 1] = id
   out[#out + 1] = action
   out[#out + 1] = worker or ''
@@ -50,4 +52,6 @@ for i = 1, #jammed, 2 do
   out[#out + 1] = m.jams
 end
 if requeued then wake_one() end
+for action, n in pairs(actions) do count_in('recovered:' .. action, n) end
+write_counts() -- with the failed total of runs jammed too often (finish_failed)
 return out

@@ -6,7 +6,10 @@
 -- The result: "finished_ms|started_ms|attempt|kept|worker|" .. text (records.JobResult reads
 -- it); a SET replaces the last run's, whatever the key held.
 local id, token, kept, text, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-if not owns(id, token) then return 0 end
+if not owns(id, token) then
+  redis.pcall('HINCRBY', K.stats, 'stale', 1) -- pcall: nothing else is written, or checked
+  return 0
+end
 local _, started, attempt, worker = parse_run(redis.call('HGET', K.run, id))
 attempt = math.max(attempt or 0, read_job(id).attempts)
 local head = int(now_ms()) .. '|' .. (started or '') .. '|' .. attempt .. '|' .. kept .. '|'

@@ -21,6 +21,8 @@ if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 
 local added, _, rerun = add_one(id, body, ctx, redis.call('INCR', K.seq))
 if ctx.wake then wake_one() end
+count_in(added == 1 and 'added' or 'duplicate', 1)
+write_counts()
 if added == 1 then
   redis.call('HSETNX', K.stats, 'born', int(now)) -- as add.lua does: the queue's birth mark
   create_task_result(id, body, now, keep + math.max(0, ctx.due - now))
