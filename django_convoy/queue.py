@@ -221,7 +221,7 @@ class ConvoyQueue:
         return self.store.release_orphans(worker_id, known_tokens)
 
     def still_owns(self, job_id: str, token: str) -> bool:
-        """Whether the run with ``token`` still holds ``job_id``."""
+        """Whether the run with ``token`` still holds ``job_id`` with a live lease."""
         return self.store.still_owns(job_id, token)
 
     def data_marks(self) -> DataMarks:

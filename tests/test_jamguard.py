@@ -127,3 +127,16 @@ def test_renewal_after_expiry_but_before_recovery_keeps_the_job(fast, redis_clie
     assert fast.jam_guard() == []
     time.sleep(0.01)
     assert fast.get_job("a").state == "processing"
+
+
+def test_still_owns_is_false_once_the_lease_passed_though_no_jam_guard_took_the_job(
+    fast, redis_client
+):
+    fast.add_job("a")
+    (run,) = fast.claim(1, "w").runs
+    assert fast.still_owns("a", run.token)
+    expire_leases(fast, redis_client)
+    assert not fast.still_owns("a", run.token)  # jammed: a jam guard may take it any moment
+    assert fast.renew([("a", run.token)]) == [1]  # renewed before one did: held again
+    assert fast.still_owns("a", run.token)
+    assert not fast.still_owns("a", str(int(run.token) + 1))

@@ -7,7 +7,6 @@ act. Queue names and job ids travel in URLs through the admin's ``quote()``, as 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -137,7 +136,7 @@ def job_page(request: HttpRequest, model_admin: ModelAdmin, name: str, job_id: s
         return response
     error = job.last_error or {}
     context.update(
-        payload=json.dumps(job.payload, indent=2, ensure_ascii=False),
+        payload=display.pretty_json(job.payload),
         error=error,
         error_at=from_ms(error["at"]) if isinstance(error.get("at"), int | float) else None,
         state_url=queue_url(queue.name, job.state),

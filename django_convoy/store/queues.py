@@ -118,10 +118,9 @@ class QueueStore:
         return DataMarks(to_int(sequence), born or "")
 
     def still_owns(self, job_id: str, token: str) -> bool:
-        """Whether the run with ``token`` still holds ``job_id``."""
-        with reporting_unavailable(self.client):
-            run = self.client.hget(self.keys.run, job_id)
-        return run is not None and run.split("|", 1)[0] == token
+        """Whether the run with ``token`` still holds ``job_id``: its token holds the job and
+        its lease has not passed by Redis's clock (one atomic read)."""
+        return self.call("still_owns", [job_id, token])
 
     # -- operating ----------------------------------------------------------------------------
 

@@ -145,6 +145,7 @@ class Run:
     body: str
     attempt: int
     token: str
+    jams: int = 0  # times the job was jammed: a run back from a jam is run in quarantine
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,10 @@ def encode_body(task: str | None, payload_json: str) -> str:
 
 def decode_body(body: str) -> tuple[str | None, Any]:
     """Return (task, payload) of a stored body; raise ValueError if it is not a convoy body."""
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except RecursionError:  # written by hand: add_job refuses what json cannot read back
+        raise ValueError("its JSON is nested too deep to read") from None
     if not isinstance(data, dict) or "payload" not in data:
         raise ValueError("not a convoy job body (a JSON object with a 'payload' key)")
     task = data.get("task")

@@ -24,7 +24,8 @@ from .records import (
     to_int,
 )
 
-CLAIM_HEADER = 6  # now, next due, paused, sequence, born, waiting; then 4 fields per run
+CLAIM_HEADER = 6  # now, next due, paused, sequence, born, waiting; then per run:
+CLAIM_RUN = 5  # id, body, attempt, token, jams
 JAM_ROW = 7  # id, action, worker, started_ms, deadline_ms, attempts, jams
 BROWSE_ROW = 9
 COUNTS = (
@@ -48,6 +49,11 @@ def as_int(queue: str, args: list[Any], reply: Any) -> int:
     return to_int(reply)
 
 
+def as_bool(queue: str, args: list[Any], reply: Any) -> bool:
+    """A yes (1) or a no (0)."""
+    return bool(to_int(reply))
+
+
 def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool]]:
     """add.lua: per job (added, state now, rerun requested and pending)."""
     return [(bool(reply[i]), reply[i + 1], bool(reply[i + 2])) for i in range(0, len(reply), 3)]
@@ -56,8 +62,15 @@ def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str
 def claimed(queue: str, args: list[Any], reply: list[Any]) -> ClaimBatch:
     """claim.lua (claim_jobs in the prelude): the header, then the runs."""
     runs = [
-        Run(queue, reply[i], reply[i + 1], to_int(reply[i + 2]), str(reply[i + 3]))
-        for i in range(CLAIM_HEADER, len(reply), 4)
+        Run(
+            queue,
+            reply[i],
+            reply[i + 1],
+            to_int(reply[i + 2]),
+            str(reply[i + 3]),
+            to_int(reply[i + 4]),
+        )
+        for i in range(CLAIM_HEADER, len(reply), CLAIM_RUN)
     ]
     next_due = to_int(reply[1], -1)
     return ClaimBatch(

@@ -47,6 +47,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("jam_guard", replies.jam_rows),
         ScriptSpec("inspect", replies.job, writes=False),
         ScriptSpec("stats", replies.counts, writes=False),
+        ScriptSpec("still_owns", replies.as_bool, writes=False),
         ScriptSpec("purge", replies.as_int),
         ScriptSpec("remove", replies.as_is),
         ScriptSpec("requeue", replies.as_is),

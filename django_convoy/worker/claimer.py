@@ -17,6 +17,7 @@ import redis
 from ..connection import reporting_unavailable
 from ..exceptions import RedisUnavailable
 from ..health import DataMarkWatch
+from ..ids import shown
 from ..queue import ConvoyQueue
 from ..store import ClaimBatch, Run, wait_for_work
 from . import wake
@@ -162,7 +163,7 @@ class Claimer:
                 "%s: queued again %d runs whose claim's reply was lost: %s",
                 name,
                 len(released),
-                ", ".join(released[:20]),
+                ", ".join(map(shown, released[:20])),
             )
 
     def wait_ms(self) -> int:
@@ -254,16 +255,17 @@ class Claimer:
         self.state.waiting = frozenset()
 
     def hand_back_unstarted(self, q: ConvoyQueue, runs: list[Run]) -> None:
-        """Return runs handed to this worker after it began to stop, giving their attempts
-        back (none of them started); the jam guard recovers them if Redis is away."""
+        """Return runs that never started (handed to this worker as it stopped, or whose child
+        died setting up as it did), giving their attempts back; the jam guard recovers them
+        if Redis is away."""
         if not runs:
             return
         try:
             q.handback([(run.id, run.token) for run in runs], started=False)
         except RedisUnavailable as exc:
             logger.error(
-                "%s: could not hand back %d runs handed to a stopping worker (%s); the jam "
-                "guard will recover them",
+                "%s: could not hand back %d runs that never started (%s); the jam guard will "
+                "recover them",
                 q.name,
                 len(runs),
                 exc,

@@ -3,6 +3,13 @@
 With ``--pool processes`` each executor drives a child process (``pool.py``), so a job past
 JOB_TIMEOUT can be killed. A thread cannot be killed: a timed-out thread runs its job to the end
 (its outcome discarded) while a fresh executor takes its slot.
+
+Quarantine: a job back from a jam (its worker died, or stalled past the lease, while running
+it) may be what killed that worker, or may only have been running beside what did. With
+``--pool threads`` it runs in the worker's quarantine child, one such job at a time: if it
+kills its process again, only that child dies, and the job fails as a crash, under
+MAX_ATTEMPTS; the jobs running beside it on threads go on. With ``--pool processes`` every job
+already runs in a child of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ class Executors:
         self._start_thread = start_thread
         self._wake_keeper = wake_keeper  # a run's deadline may be sooner than the keeper's
         self.children: list[ChildProcess] = []  # lock (state's)
+        # Runs back from a jam, on --pool threads: one child, started at the first of them,
+        # runs them one at a time (its own lock).
+        self._quarantine: ChildProcess | None = None
+        self._quarantine_lock = threading.Lock()
         self._retired: set[threading.Thread] = set()  # lock; executors that end after this run
         self.started = 0  # how many executor threads were started (shutdown sends each a None)
 
@@ -69,9 +80,7 @@ class Executors:
         with self.state.lock:
             children = list(self.children)
         for child in children:
-            child.process.join(max(0.0, deadline - time.monotonic()))
-            child.kill()
-            child.process.join(1.0)
+            child.retire(max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         me = threading.current_thread()
@@ -92,20 +101,44 @@ class Executors:
                 child.stop()
 
     def _execute(self, active: ActiveRun) -> Outcome:
+        if active.child is None and active.run.jams and self.pool == "threads":
+            with self._quarantine_lock:  # one quarantined job at a time
+                if active.abandoned:  # handed back, or its lease lost, while it waited
+                    with self.state.lock:
+                        active.executing = False
+                    return Outcome(active, None, None, 0.0)
+                active.child = self._quarantine_child()
+                return self._execute_here(active)
+        return self._execute_here(active)
+
+    def _quarantine_child(self) -> ChildProcess:
+        if self._quarantine is None:
+            self._quarantine = ChildProcess(self.state.id)
+            with self.state.lock:
+                self.children.append(self._quarantine)
+        return self._quarantine
+
+    def _execute_here(self, active: ActiveRun) -> Outcome:
         run, started = active.run, time.perf_counter()
         final: bool | None = None  # a crash: the queue's rule decides, as for a timeout
+        began = False
         try:
             if active.child is not None:
                 active.child.wait_ready()
             self._start_clock(active)
+            began = True
             if active.child is None:
                 error, final, seconds = execute(run, self.state.id)
             else:
                 error, final, seconds = active.child.run(run)
         except ChildDied as exc:
+            seconds = time.perf_counter() - started
+            if not began and self.state.stop.is_set():
+                # Its child died setting up as the worker stopped (a Ctrl-C reaches the whole
+                # process group): nothing of the job ran, so it goes back to its queue.
+                return Outcome(active, None, None, seconds, unstarted=True)
             error = error_record(run, exc, "crash", self.state.id)
             error["traceback"] = ""
-            seconds = time.perf_counter() - started
         except Exception as exc:
             # The pool itself failed (no child could start, say): fail the run, rather than
             # lose this executor and leave the run held for good.

@@ -19,6 +19,7 @@ import time
 import redis
 
 from ..exceptions import JobTimeout, RedisUnavailable
+from ..ids import shown
 from .backoff import Backoff, Outages
 from .execution import error_record
 from .executors import Executors
@@ -118,7 +119,7 @@ class Keeper:
             logger.warning(
                 "%s %s attempt %d timed out after %s s; %s",
                 q.name,
-                run.id,
+                shown(run.id),
                 run.attempt,
                 q.config.job_timeout,
                 verdict,
@@ -151,7 +152,7 @@ class Keeper:
                 logger.warning(
                     "%s %s: lease lost, the job was taken from this run; %s",
                     name,
-                    active.run.id,
+                    shown(active.run.id),
                     "its child is killed" if active.child else "its outcome will not count",
                 )
                 self._give_up(active)
@@ -202,7 +203,9 @@ class Keeper:
                 logger.error("%s: Redis refused the jam guard (%s)", q.name, exc)
                 continue
             for job in recovered:
-                logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
+                logger.warning(
+                    "%s %s: jammed, %s; %s", q.name, shown(job.id), job.reason, job.action
+                )
 
     def deregister(self) -> None:
         """Leave the workers registry (a clean stop)."""

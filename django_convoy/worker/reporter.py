@@ -15,6 +15,7 @@ import time
 import redis
 
 from ..exceptions import RedisUnavailable
+from ..ids import shown
 from .backoff import Backoff
 from .claimer import Claimer
 from .state import Outcome, WorkerState
@@ -111,10 +112,13 @@ class Reporter:
                 logger.warning(
                     "%s %s: outcome not reported, %s (%.1f ms)",
                     active.run.queue,
-                    active.run.id,
+                    shown(active.run.id),
                     active.abandoned,
                     outcome.seconds * 1000,
                 )
+                state.forget(active)
+            elif outcome.unstarted:
+                self.claimer.hand_back_unstarted(state.queues[active.run.queue], [active.run])
                 state.forget(active)
             elif outcome.error is None:
                 acks.setdefault(active.run.queue, []).append(outcome)
@@ -147,7 +151,7 @@ class Reporter:
                 logger.info(
                     "%s %s attempt %d done in %.1f ms%s",
                     name,
-                    run.id,
+                    shown(run.id),
                     run.attempt,
                     outcome.seconds * 1000,
                     "; rerun queued" if reply == 2 else "",
@@ -158,7 +162,7 @@ class Reporter:
                     "expired and it was taken over, or it was removed; or this same ack "
                     "landed before and its reply was lost)",
                     name,
-                    run.id,
+                    shown(run.id),
                 )
             self.state.forget(outcome.active)
         self.state.count(processed=done)
@@ -169,14 +173,16 @@ class Reporter:
         verdict = self.state.queues[run.queue].fail(run, outcome.error, final=outcome.final)
         if verdict == "stale":
             logger.warning(
-                "%s %s: failure report refused, the job was taken from this run", run.queue, run.id
+                "%s %s: failure report refused, the job was taken from this run",
+                run.queue,
+                shown(run.id),
             )
         else:
             self.state.count(failed=verdict != "retry")
             logger.warning(
                 "%s %s attempt %d failed in %.1f ms (%s: %s); %s",
                 run.queue,
-                run.id,
+                shown(run.id),
                 run.attempt,
                 outcome.seconds * 1000,
                 outcome.error["type"],

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..exceptions import ConvoyError, RedisUnavailable
 from ..health import eviction_warning
+from ..ids import shown
 from ..queue import ConvoyQueue, get_queue
 from .claimer import Claimer
 from .executors import Executors
@@ -204,6 +205,6 @@ class Worker:
                 logger.warning(
                     "%s %s: %s",
                     name,
-                    active.run.id,
+                    shown(active.run.id),
                     "handed back to the queue" if reply else "already taken over",
                 )
