@@ -6,10 +6,10 @@ JOB_TIMEOUT can be killed. A thread cannot be killed: a timed-out thread runs it
 
 Quarantine: a job back from a jam (its worker died, or stalled past the lease, while running
 it) may be what killed that worker, or may only have been running beside what did. With
-``--pool threads`` it runs in the worker's quarantine child, one such job at a time: if it
-kills its process again, only that child dies, and the job fails as a crash, under
-MAX_ATTEMPTS; the jobs running beside it on threads go on. With ``--pool processes`` every job
-already runs in a child of its own.
+``--pool threads`` it runs in a child process of the worker's ``Quarantine`` (at most
+``QUARANTINE_CHILDREN`` at once): if it kills its process again, only that child dies, and the
+job fails as a crash, under MAX_ATTEMPTS; the jobs running beside it go on. With ``--pool
+processes`` every job already runs in a child of its own.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable
 
 from .execution import error_record, execute
-from .pool import ChildDied, ChildProcess
+from .pool import ChildDied, ChildProcess, Quarantine
 from .state import ActiveRun, Outcome, WorkerState
 
 POOLS = ("threads", "processes")
+QUARANTINE_CHILDREN = 4  # per worker: each is a process with Django set up
 
 
 class Executors:
@@ -42,10 +43,10 @@ class Executors:
         self._start_thread = start_thread
         self._wake_keeper = wake_keeper  # a run's deadline may be sooner than the keeper's
         self.children: list[ChildProcess] = []  # lock (state's)
-        # Runs back from a jam, on --pool threads: one child, started at the first of them,
-        # runs them one at a time (its own lock).
-        self._quarantine: ChildProcess | None = None
-        self._quarantine_lock = threading.Lock()
+        # Runs back from a jam, on --pool threads, run in children lent by the quarantine.
+        self.quarantine = Quarantine(
+            state.id, min(QUARANTINE_CHILDREN, sum(state.slots.values())), self.children, state.lock
+        )
         self._retired: set[threading.Thread] = set()  # lock; executors that end after this run
         self.started = 0  # how many executor threads were started (shutdown sends each a None)
 
@@ -101,22 +102,19 @@ class Executors:
                 child.stop()
 
     def _execute(self, active: ActiveRun) -> Outcome:
-        if active.child is None and active.run.jams and self.pool == "threads":
-            with self._quarantine_lock:  # one quarantined job at a time
-                if active.abandoned:  # handed back, or its lease lost, while it waited
-                    with self.state.lock:
-                        active.executing = False
-                    return Outcome(active, None, None, 0.0)
-                active.child = self._quarantine_child()
-                return self._execute_here(active)
-        return self._execute_here(active)
-
-    def _quarantine_child(self) -> ChildProcess:
-        if self._quarantine is None:
-            self._quarantine = ChildProcess(self.state.id)
+        if active.child is not None or not active.run.jams or self.pool != "threads":
+            return self._execute_here(active)
+        child = None if active.abandoned else self.quarantine.take()  # may wait for one
+        try:
             with self.state.lock:
-                self.children.append(self._quarantine)
-        return self._quarantine
+                if active.abandoned:  # handed back, or its lease lost, while it waited
+                    active.executing = False
+                    return Outcome(active, None, None, 0.0)
+                active.child = child  # the keeper kills it at the job's timeout
+            return self._execute_here(active)
+        finally:
+            if child is not None:
+                self.quarantine.give_back(child)
 
     def _execute_here(self, active: ActiveRun) -> Outcome:
         run, started = active.run, time.perf_counter()

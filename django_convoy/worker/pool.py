@@ -1,9 +1,10 @@
-"""``--pool processes``: child processes that run jobs, so a hung or crashing job costs a child.
+"""Child processes that run jobs, so a hung or crashing job costs a child, not the worker.
 
-Each executor thread of the worker drives one child over a pipe, one job at a time. Children are
-spawned (not forked: the worker has threads and open connections) and set up Django themselves,
-so they inherit no database or Redis connection. A child that dies mid-job is replaced; the
-worker kills a child whose job passed JOB_TIMEOUT.
+With ``--pool processes`` each executor thread of the worker drives one child over a pipe, one
+job at a time; on threads, the ``Quarantine`` lends children to the jobs back from a jam.
+Children are spawned (not forked: the worker has threads and open connections) and set up
+Django themselves, so they inherit no database or Redis connection. A child that dies mid-job
+is replaced; the worker kills a child whose job passed JOB_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -120,6 +121,45 @@ class ChildProcess:
         self.process.join(timeout=2)
         self.kill()
         self.process.join(timeout=2)
+
+
+class Quarantine:
+    """The children that run jobs back from a jam for a worker on threads: up to ``size`` at
+    once, each started when first needed and kept for the next such job."""
+
+    def __init__(self, worker_id: str, size: int, started: list[ChildProcess], lock: Any):
+        self.worker_id = worker_id
+        self.size = size
+        self._started = started  # the worker's list of its children (to stop at shutdown)
+        self._started_lock = lock
+        self._free: list[ChildProcess] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def take(self) -> ChildProcess:
+        """A child for one job: a free one, a new one, or the next one freed."""
+        with self._cond:
+            while not self._free and self._count >= self.size:
+                self._cond.wait()
+            if self._free:
+                return self._free.pop()
+            self._count += 1
+        try:
+            child = ChildProcess(self.worker_id)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        with self._started_lock:
+            self._started.append(child)
+        return child
+
+    def give_back(self, child: ChildProcess) -> None:
+        """The job is over: the child (or the replacement of one that died) runs the next."""
+        with self._cond:
+            self._free.append(child)
+            self._cond.notify()
 
 
 def _describe_exit(code: int | None) -> str:
