@@ -31,6 +31,7 @@ IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a st
 # the claim loop claims, and asks, again. A worker that died waiting is handed no more after it.
 HAND_OFF_WAIT_MS = int((IDLE_BLOCK_SECONDS + 1) * 1000)
 BUSY_QUEUE_RECHECK_SECONDS = 0.05
+READING_KEYS = "reading the queue's keys"  # what Redis refuses when one of them is corrupt
 
 
 class Claimer:
@@ -46,6 +47,9 @@ class Claimer:
         wake_keys = {name: q.keys.wake for name, q in state.queues.items()}
         spread = wake.spread_over_slots(self.client, wake_keys.values())
         self.outages = Outages() if spread else None
+        # Queues whose keys Redis refuses to read as convoy's (written by hand?): skipped, with
+        # backoff, until they read again; logged when that begins and when it ends.
+        self.refused = Outages()
         self.waiters: wake.WakeWaiters | None = None  # started when first idle
         # Whether claims ask to be handed the next job while the claim loop waits: not when it
         # never blocks (burst), cannot block on one list (several cluster slots), or must count
@@ -109,7 +113,7 @@ class Claimer:
     def _claim(self, name: str, q: ConvoyQueue, free: int) -> ClaimBatch | None:
         """Claim up to ``free`` runs of ``q``; None when its node is away (in a cluster, the
         other queues go on) or Redis refused the script."""
-        if self.outages is not None and self.outages.skipping(name):
+        if self.refused.skipping(name) or (self.outages and self.outages.skipping(name)):
             return None
         try:
             if name in self.state.unsure:
@@ -124,10 +128,11 @@ class Claimer:
         except redis.ResponseError as exc:
             # A script error means a convoy key holds something it cannot read (written by
             # hand?): say so, and keep serving the other queues.
-            logger.error("%s: Redis refused the claim (%s); is a convoy key corrupt?", name, exc)
+            self.refused.failed(name, exc, READING_KEYS)
             return None
         if self.outages is not None:
             self.outages.recovered(name)
+        self.refused.recovered(name)
         return batch
 
     def claim_with_acks(self, q: ConvoyQueue, finished: list[ActiveRun]) -> tuple[list[int], bool]:
@@ -191,7 +196,11 @@ class Claimer:
     def _block_for_work(self, next_due: float | None) -> None:
         state = self.state
         timeout = IDLE_BLOCK_SECONDS if next_due is None else min(IDLE_BLOCK_SECONDS, next_due)
-        free = [name for name in state.queues if state.busy[name] < state.slots[name]]
+        free = [
+            name
+            for name in state.queues
+            if state.busy[name] < state.slots[name] and not self.refused.skipping(name)
+        ]
         if len(free) < len(state.queues):
             # A busy queue's freed slot cannot end a wait in Redis: look again soon.
             timeout = min(timeout, BUSY_QUEUE_RECHECK_SECONDS)
@@ -206,16 +215,43 @@ class Claimer:
         # Only the wake lists of queues that have room: a full queue's token is left for a
         # worker that can take its job. Inboxes first: BLPOP takes from the first list that
         # has an element, and a handed run is this worker's alone.
-        inboxes = {state.queues[name].store.inbox(state.id): name for name in state.waiting}
-        keys = [*inboxes, *(state.queues[name].keys.wake for name in free)]
+        inboxes = {
+            state.queues[name].store.inbox(state.id): name
+            for name in state.waiting
+            if not self.refused.skipping(name)
+        }
+        wakes = {state.queues[name].keys.wake: name for name in free}
+        keys = [*inboxes, *wakes]
+        if not keys:  # every queue with room is refused: wait for a slot or a retry
+            self._wait_for_slot(timeout)
+            return
         try:
             with reporting_unavailable(self.client):
                 popped = wait_for_work(self.client, keys, timeout)
         except RedisUnavailable:
             state.unsure.update(inboxes.values())  # a handed run may have been popped
             raise
+        except redis.ResponseError as exc:  # WRONGTYPE: a list replaced (by hand?)
+            self._refuse_wrong_lists({**inboxes, **wakes}, exc)
+            return
         if popped is not None and popped[0] in inboxes:
             self._take_handed(state.queues[inboxes[popped[0]]], popped[1])
+
+    def _refuse_wrong_lists(self, queues_by_key: dict[str, str], exc: redis.ResponseError) -> None:
+        """Find which of the lists a blocking wait was refused on is not a list, and skip its
+        queue as a refused claim would be: the other queues' waits go on."""
+        try:
+            with reporting_unavailable(self.client):
+                pipe = self.client.pipeline(transaction=False)
+                for key in queues_by_key:
+                    pipe.type(key)
+                kinds = pipe.execute()
+        except RedisUnavailable:
+            return  # the next wait tells
+        for (key, name), kind in zip(queues_by_key.items(), kinds, strict=True):
+            if kind not in ("list", "none"):
+                wrong = redis.ResponseError(f"{key} is a {kind}, not a list ({exc})")
+                self.refused.failed(name, wrong, READING_KEYS)
 
     def _take_handed(self, q: ConvoyQueue, message: str) -> None:
         """Run a job an add handed to this worker (the claim round that follows takes any

@@ -42,6 +42,9 @@ class Keeper:
         self.executors = executors
         self.outages = outages
         self.run_jam_guard = run_jam_guard
+        # Scripts Redis refuses on a queue (a corrupt key): logged when that begins, once a
+        # minute, and when it ends, not on every try; the other queues go on.
+        self.renewals_refused, self.guard_refused = Outages(), Outages()
         self.fleet = next(iter(state.queues.values())).store.fleet
         lease = min(q.config.lease for q in state.queues.values())
         self.interval = max(0.05, lease / 3)
@@ -141,9 +144,10 @@ class Keeper:
                     raise
                 self.outages.failed(name, exc, f"renewing {len(actives)} leases")
                 continue  # the other queues' leases must not lapse meanwhile
-            except redis.ResponseError as exc:  # out of memory, a corrupt key: the same
-                logger.error("%s: Redis refused to renew %d leases (%s)", name, len(actives), exc)
+            except redis.ResponseError as exc:  # a corrupt key
+                self.renewals_refused.failed(name, exc, "renewing leases")
                 continue
+            self.renewals_refused.recovered(name)
             for active, renewed in zip(actives, replies, strict=True):
                 # A run that already ended has its ack on the way, which may have landed
                 # first: the ack's reply, not this refusal, says how it went.
@@ -200,8 +204,9 @@ class Keeper:
                 self.outages.failed(q.name, exc, "the jam guard")
                 continue
             except redis.ResponseError as exc:
-                logger.error("%s: Redis refused the jam guard (%s)", q.name, exc)
+                self.guard_refused.failed(q.name, exc, "the jam guard")
                 continue
+            self.guard_refused.recovered(q.name)
             for job in recovered:
                 logger.warning(
                     "%s %s: jammed, %s; %s", q.name, shown(job.id), job.reason, job.action

@@ -1,11 +1,13 @@
 import time
 from typing import Any
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
 
 from django_convoy.conf import get_config
-from django_convoy.exceptions import RedisUnavailable
+from django_convoy.exceptions import RedisUnavailable, clause
 from django_convoy.health import DataMarkWatch
+from django_convoy.ids import shown
 from django_convoy.queue import get_queue
 
 
@@ -44,34 +46,58 @@ class Command(BaseCommand):
             raise CommandError("--interval must be > 0.")
         guarded = [get_queue(name) for name in queues or sorted(configured)]
         self.data_marks = DataMarkWatch()
+        self.refused: set[str] = set()  # queues whose keys Redis refuses to read as convoy's
         while True:
             try:
                 self._round(guarded, drop=options["drop"], dry_run=options["dry_run"])
             except RedisUnavailable as exc:
                 if options["once"]:
                     raise CommandError(str(exc)) from exc
-                self.stderr.write(f"{exc}; retrying in {options['interval']} s")
+                self.stderr.write(f"{clause(exc)}; retrying in {options['interval']} s")
             if options["once"] or options["dry_run"]:
+                if self.refused:
+                    raise CommandError(
+                        f"Redis refused to read the keys of {', '.join(sorted(self.refused))}; "
+                        "the other queues were guarded."
+                    )
                 return
             time.sleep(options["interval"])
 
     def _round(self, queues: list, *, drop: bool, dry_run: bool) -> None:
+        """Guard every queue; one whose keys Redis refuses (a corrupt key) is said once and
+        skipped until it reads again: the others are guarded all the same."""
         for queue in queues:
-            if self.data_marks.observe(queue.name, queue.data_marks()):
-                self.stderr.write(
-                    f"Redis lost convoy's data for queue {queue.name}: jobs queued or running "
-                    "before the loss may be gone (see the log for details)."
-                )
-            if dry_run:
-                for job in queue.jammed_jobs():
-                    self.stdout.write(
-                        f"{queue.name} {job.id}: jammed (worker {job.worker}, "
-                        f"lease expired at {job.lease_deadline:%Y-%m-%d %H:%M:%S} "
-                        f"UTC, attempt {job.attempts})"
+            try:
+                self._guard(queue, drop=drop, dry_run=dry_run)
+            except redis.ResponseError as exc:
+                if queue.name not in self.refused:
+                    self.refused.add(queue.name)
+                    self.stderr.write(
+                        f"{queue.name}: Redis refused to read the queue's keys ({clause(exc)}); "
+                        "is one corrupt? The other queues are guarded; this one is tried "
+                        "again every round."
                     )
                 continue
-            for job in queue.jam_guard(drop=drop):
+            if queue.name in self.refused:
+                self.refused.discard(queue.name)
+                self.stderr.write(f"{queue.name}: the queue's keys read again; guarding it.")
+
+    def _guard(self, queue: Any, *, drop: bool, dry_run: bool) -> None:
+        if self.data_marks.observe(queue.name, queue.data_marks()):
+            self.stderr.write(
+                f"Redis lost convoy's data for queue {queue.name}: jobs queued or running "
+                "before the loss may be gone (see the log for details)."
+            )
+        if dry_run:
+            for job in queue.jammed_jobs():
                 self.stdout.write(
-                    f"{queue.name} {job.id}: {job.action} - {job.reason}, "
-                    f"attempt {job.attempts}, jam {job.jams}"
+                    f"{queue.name} {shown(job.id)}: jammed (worker {job.worker}, "
+                    f"lease expired at {job.lease_deadline:%Y-%m-%d %H:%M:%S} "
+                    f"UTC, attempt {job.attempts})"
                 )
+            return
+        for job in queue.jam_guard(drop=drop):
+            self.stdout.write(
+                f"{queue.name} {shown(job.id)}: {job.action} - {job.reason}, "
+                f"attempt {job.attempts}, jam {job.jams}"
+            )
