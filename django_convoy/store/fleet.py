@@ -16,7 +16,7 @@ import redis
 
 from ..connection import reporting_unavailable
 from .keys import worker_key, workers_registry_key
-from .scripts import SPECS, scripts_for
+from .scripts import SPECS, scripts_for, unflag_if_unknown
 
 # Kept as long as the registry remembers the worker, so that a dead worker's host, pid and
 # counts stay visible (heartbeat.lua forgets workers gone for this long).
@@ -58,10 +58,14 @@ class Fleet:
         spec = SPECS["heartbeat"]
         keys = [self.registry, worker_key(self.key_prefix, worker_id)]
         args = [worker_id, WORKER_RECORD_TTL_SECONDS, json.dumps(info), every_ms]
+        script = scripts_for(self.client).by_name["heartbeat"]
         with reporting_unavailable(self.client):
-            raw = scripts_for(self.client).by_name["heartbeat"](
-                keys=keys, args=args, client=self.client
-            )
+            try:
+                raw = script(keys=keys, args=args, client=self.client)
+            except redis.ResponseError as exc:
+                if not unflag_if_unknown(script, exc):
+                    raise
+                raw = script(keys=keys, args=args, client=self.client)
         return spec.decode("", args, raw)
 
     def deregister(self, worker_id: str) -> None:

@@ -21,7 +21,7 @@ from .fleet import Fleet
 from .keys import error_log_key, inbox_key, queue_keys, task_result_key
 from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
 from .replies import handed_run
-from .scripts import SPECS, scripts_for
+from .scripts import SPECS, ScriptSpec, scripts_for, unflag_if_unknown
 
 ERROR_LOG_KEEP = 1000
 ERROR_LOG_TTL_SECONDS = 7 * 24 * 3600
@@ -48,14 +48,20 @@ class QueueStore:
         """Run script ``name`` over this queue's keys (and ``extra_keys``); return its record."""
         spec = SPECS[name]
         keys = (*self.keys, *extra_keys) if extra_keys else self.keys
+        script = self._scripts[name]
         with reporting_unavailable(self.client):
-            if spec.writes and (wait := replication.wait_for()):
-                raw = replication.run_and_wait(
-                    self.client, spec, self._scripts[name], keys, args, wait
-                )
-            else:
-                raw = self._scripts[name](keys=keys, args=args, client=self.client)
+            try:
+                raw = self._run(spec, script, keys, args)
+            except redis.ResponseError as exc:
+                if not unflag_if_unknown(script, exc):
+                    raise
+                raw = self._run(spec, script, keys, args)
         return spec.decode(self.name, list(args), raw)
+
+    def _run(self, spec: ScriptSpec, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if spec.writes and (wait := replication.wait_for()):
+            return replication.run_and_wait(self.client, spec, script, keys, args, wait)
+        return script(keys=keys, args=args, client=self.client)
 
     def pipelined(
         self, pipe: Any, name: str, args: Sequence[Any], extra_keys: Sequence[str] = ()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import redis
 
 from ..connection import reporting_unavailable
-from ..exceptions import RedisUnavailable
+from ..exceptions import RedisFull, RedisUnavailable
 from ..health import DataMarkWatch
 from ..ids import shown
 from ..queue import ConvoyQueue
@@ -120,7 +120,10 @@ class Claimer:
                 self._release_orphans(name, q)
             batch = q.claim(free, self.state.id, wait_ms=self.wait_ms())
         except RedisUnavailable as exc:
-            self.state.unsure.add(name)  # the claim may have run, and its reply been lost
+            # The claim may have run, and its reply been lost; not when Redis was full: claims
+            # are refused before they start then (scripts.DENY).
+            if not isinstance(exc, RedisFull):
+                self.state.unsure.add(name)
             if self.outages is None:
                 raise
             self.outages.failed(name, exc, "claiming")
@@ -147,6 +150,10 @@ class Claimer:
                     replies, batch = q.ack_and_claim(
                         fences, wanted, state.id, wait_ms=self.wait_ms()
                     )
+                except RedisFull:
+                    # Refused before it ran: no claims while Redis is full, but the acks
+                    # must land (they free memory), so they go alone.
+                    return q.ack(fences), False
                 except RedisUnavailable:
                     state.unsure.add(q.name)  # the claim's runs may be held, unknown to us
                     raise

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..exceptions import ConvoyError, RedisUnavailable
-from ..health import eviction_warning
+from ..health import eviction_warning, memory_warnings
 from ..ids import shown
 from ..queue import ConvoyQueue, get_queue
 from .claimer import Claimer
@@ -119,6 +119,8 @@ class Worker:
             ", ".join(f"{name} (x{n})" for name, n in self.state.slots.items()),
         )
         if warning := eviction_warning(self.claimer.client):
+            logger.warning(warning)
+        for _, warning in memory_warnings(self.claimer.client):
             logger.warning(warning)
         try:
             self.claimer.loop()

@@ -14,6 +14,11 @@ from django_convoy.queue import get_queue
 class Command(BaseCommand):
     help = "Recover jammed jobs: runs whose lease expired because their worker died or stalled."
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.data_marks = DataMarkWatch()
+        self.refused: set[str] = set()  # queues whose keys Redis refuses to read as convoy's
+
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
             "queues",
@@ -45,8 +50,6 @@ class Command(BaseCommand):
         if options["interval"] <= 0:
             raise CommandError("--interval must be > 0.")
         guarded = [get_queue(name) for name in queues or sorted(configured)]
-        self.data_marks = DataMarkWatch()
-        self.refused: set[str] = set()  # queues whose keys Redis refuses to read as convoy's
         while True:
             try:
                 self._round(guarded, drop=options["drop"], dry_run=options["dry_run"])
