@@ -17,7 +17,17 @@ from .conf import QueueConfig, get_config
 from .exceptions import JobNotFound, UnknownQueue
 from .ids import normalise_id
 from .retries import failure_is_final, retry_delay
-from .store import BATCH, AddResult, ClaimBatch, DataMarks, Job, QueueStore, RecoveredJob, Run
+from .store import (
+    BATCH,
+    AddResult,
+    ClaimBatch,
+    DataMarks,
+    JamGuardRound,
+    Job,
+    QueueStore,
+    RecoveredJob,
+    Run,
+)
 from .validation import check_add_options, encode_payload
 
 
@@ -132,8 +142,27 @@ class ConvoyQueue:
     # -- operating --------------------------------------------------------------------------
 
     def jam_guard(self, *, drop: bool = False, limit: int = BATCH) -> list[RecoveredJob]:
-        """Recover every jammed job now (or drop them, releasing their ids); return them."""
-        return self.store.jam_guard(drop, self.config.max_jams, self.failed_ttl_ms, limit)
+        """Recover every jammed job now (or drop them, releasing their ids); return them.
+        Within a LEASE of Redis coming back from an outage, recover none (see
+        ``jam_guard_round``)."""
+        return self.jam_guard_round(drop=drop, limit=limit).recovered
+
+    def jam_guard_round(
+        self, *, drop: bool = False, resumed: bool = False, sent_ms: int = 0, limit: int = BATCH
+    ) -> JamGuardRound:
+        """``jam_guard()``, saying until when recoveries are held if Redis came back from an
+        outage less than a LEASE ago (restarted, failed over, or ``resumed``: the caller could
+        not reach it a moment ago; or this call was held: ``sent_ms`` is Redis's time as the
+        caller reckons it): live workers renew their leases first (``worker/contact.py``)."""
+        return self.store.jam_guard(
+            drop,
+            self.config.max_jams,
+            self.failed_ttl_ms,
+            self.lease_ms,
+            resumed,
+            sent_ms,
+            limit,
+        )
 
     def jammed_jobs(self) -> list[Job]:
         """List jammed jobs without changing anything (the jam guard's dry run)."""

@@ -19,7 +19,16 @@ from ..connection import reporting_unavailable
 from . import replication
 from .fleet import Fleet
 from .keys import error_log_key, inbox_key, queue_keys, task_result_key
-from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
+from .records import (
+    ClaimBatch,
+    DataMarks,
+    JamGuardRound,
+    Job,
+    RecoveredJob,
+    Run,
+    from_ms,
+    to_int,
+)
 from .replies import handed_run
 from .scripts import SPECS, ScriptSpec, scripts_for, unflag_if_unknown
 
@@ -100,6 +109,12 @@ class QueueStore:
         """Redis's now, the state's size, and ``count`` rows from rank ``offset`` on."""
         return self.call("browse", [state, offset, count, preview])
 
+    def clock_ms(self) -> int:
+        """Redis's now, in ms (a cheap call: a jam guard checks in with Redis by it)."""
+        with reporting_unavailable(self.client):
+            seconds, micros = self.client.time()
+        return seconds * 1000 + micros // 1000
+
     def is_paused(self) -> bool:
         """Whether workers are told not to claim from this queue."""
         with reporting_unavailable(self.client):
@@ -131,16 +146,29 @@ class QueueStore:
     # -- operating ----------------------------------------------------------------------------
 
     def jam_guard(
-        self, drop: bool, max_jams: int, failed_ttl_ms: int, limit: int = BATCH
-    ) -> list[RecoveredJob]:
-        """Recover (or drop) every jammed run now, ``limit`` per script call; say which worker
-        each was jammed under."""
+        self,
+        drop: bool,
+        max_jams: int,
+        failed_ttl_ms: int,
+        lease_ms: int,
+        resumed: bool = False,
+        sent_ms: int = 0,
+        limit: int = BATCH,
+    ) -> JamGuardRound:
+        """Recover (or drop) every jammed run now, ``limit`` per script call, and say which
+        worker each was jammed under; unless Redis is back from an outage since less than
+        ``lease_ms`` (``resumed``: the caller saw a gap in its own contact with it;
+        ``sent_ms``: Redis's time as the caller reckons it, to tell a call Redis held)."""
         recovered: list[RecoveredJob] = []
         args = ["drop" if drop else "recover", max_jams, limit, failed_ttl_ms]
+        args += [ERROR_LOG_KEEP, ERROR_LOG_TTL_SECONDS, lease_ms]
         while True:
-            rows = self.call(
-                "jam_guard", [*args, ERROR_LOG_KEEP, ERROR_LOG_TTL_SECONDS], [self._error_log()]
+            now_ms, held_until, rows = self.call(
+                "jam_guard", [*args, int(resumed), sent_ms], [self._error_log()]
             )
+            if held_until:
+                return JamGuardRound(recovered, now_ms, from_ms(held_until))
+            resumed, sent_ms = False, 0  # said once
             alive = self.fleet.alive(row[2] for row in rows)
             recovered += (
                 RecoveredJob(
@@ -157,7 +185,7 @@ class QueueStore:
                 for row in rows
             )
             if len(rows) < limit:
-                return recovered
+                return JamGuardRound(recovered, now_ms)
 
     def purge(self) -> int:
         """Remove every waiting job, releasing their ids; return how many."""

@@ -136,6 +136,17 @@ class RecoveredJob:
 
 
 @dataclass(frozen=True)
+class JamGuardRound:
+    """What one round of the jam guard did: the runs it recovered, or, when Redis came back
+    from an outage less than a lease ago, until when it holds recoveries (live workers renew
+    their leases first)."""
+
+    recovered: list[RecoveredJob]
+    redis_ms: int  # Redis's now when it ran
+    held_until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Run:
     """One run of a job handed to a worker: what it needs to execute the job and to prove, with
     its fencing token, that it still holds it."""

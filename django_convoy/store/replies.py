@@ -91,9 +91,11 @@ def acked_and_claimed(
     return acks, claimed(queue, args, claim)
 
 
-def jam_rows(queue: str, args: list[Any], reply: list[Any]) -> list[list[Any]]:
-    """jam_guard.lua: one row per recovered run (see ``JAM_ROW``)."""
-    return [reply[i : i + JAM_ROW] for i in range(0, len(reply), JAM_ROW)]
+def jam_guarded(queue: str, args: list[Any], reply: list[Any]) -> tuple[int, int, list[list[Any]]]:
+    """jam_guard.lua: Redis's now, until when recoveries are held (ms, 0: not held), and one
+    row per recovered run (see ``JAM_ROW``)."""
+    rows = [reply[i : i + JAM_ROW] for i in range(2, len(reply), JAM_ROW)]
+    return to_int(reply[0]), to_int(reply[1]), rows
 
 
 def handed_run(queue: str, message: str) -> Run:

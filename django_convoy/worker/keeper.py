@@ -4,6 +4,8 @@ Every keep interval (LEASE / 3) it renews the leases of the runs the worker hold
 heartbeat; it fails runs past JOB_TIMEOUT as they fall due, and runs the jam guard of the
 worker's queues every third interval. One queue's node being away (in a cluster) or one refused
 script must not stop the others' renewals: a lapsed lease means the same job on two workers.
+While Redis is unreachable it retries at least every LEASE / 6, so that its renewals land
+within the lease the jam guards hold recoveries for once Redis is back (``contact.py``).
 A run whose lease was lost is given up at once: its child is killed (``--pool processes``) or
 its thread retired, and its slot goes to a fresh executor.
 """
@@ -20,7 +22,8 @@ import redis
 
 from ..exceptions import JobTimeout, RedisUnavailable
 from ..ids import shown
-from .backoff import Backoff, Outages
+from .backoff import BACKOFF_CAP, BACKOFF_FIRST, Backoff, Outages
+from .contact import ContactWatch
 from .execution import error_record
 from .executors import Executors
 from .state import ActiveRun, WorkerState
@@ -48,6 +51,8 @@ class Keeper:
         self.fleet = next(iter(state.queues.values())).store.fleet
         lease = min(q.config.lease for q in state.queues.values())
         self.interval = max(0.05, lease / 3)
+        self.contact = ContactWatch(state.queues, lease)
+        self._held_until: dict[str, object] = {}  # the hold last logged, per queue
         self.stop = threading.Event()  # set by the worker once its runs are handed back
         self._wake = threading.Event()
         self._due = 0.0  # monotonic: when the keeper next wakes by itself
@@ -67,13 +72,15 @@ class Keeper:
         state = self.state
         next_keep = 0.0
         next_jam_guard = time.monotonic() + self.interval * 3
-        backoff = Backoff("renewing leases and the heartbeat")
+        cap = min(BACKOFF_CAP, self.interval / 2)
+        backoff = Backoff("renewing leases and the heartbeat", min(BACKOFF_FIRST, cap), cap)
         while not self.stop.is_set():
             now = time.monotonic()
             self._time_out_overdue(now)
             if now >= next_keep:
                 try:
-                    self._renew_and_beat()
+                    with self.contact.call():
+                        self._renew_and_beat()
                     if self.run_jam_guard and now >= next_jam_guard and not state.stop.is_set():
                         self._jam_guard()
                         next_jam_guard = now + self.interval * 3
@@ -142,6 +149,7 @@ class Keeper:
             except RedisUnavailable as exc:
                 if self.outages is None:
                     raise
+                self.contact.gap()
                 self.outages.failed(name, exc, f"renewing {len(actives)} leases")
                 continue  # the other queues' leases must not lapse meanwhile
             except redis.ResponseError as exc:  # a corrupt key
@@ -165,6 +173,7 @@ class Keeper:
         except RedisUnavailable as exc:
             if self.outages is None:
                 raise
+            self.contact.gap()
             self.outages.failed("{workers}", exc, "the heartbeat")
         else:
             if self.outages is not None:
@@ -196,8 +205,13 @@ class Keeper:
 
     def _jam_guard(self) -> None:
         for q in self.state.queues.values():
+            resumed, sent_ms = self.contact.owed(q.name), self.contact.reckoned_ms(q.name)
             try:
-                recovered = q.jam_guard()
+                with self.contact.call():
+                    guarded = q.jam_guard_round(resumed=resumed, sent_ms=sent_ms)
+                    self.contact.saw(q.name, guarded.redis_ms)
+                    if resumed:
+                        self.contact.told(q.name)
             except RedisUnavailable as exc:
                 if self.outages is None:
                     raise
@@ -207,7 +221,15 @@ class Keeper:
                 self.guard_refused.failed(q.name, exc, "the jam guard")
                 continue
             self.guard_refused.recovered(q.name)
-            for job in recovered:
+            if guarded.held_until and guarded.held_until != self._held_until.get(q.name):
+                logger.warning(
+                    "%s: Redis is back from an outage: no jammed job is recovered until %s "
+                    "(live workers renew their leases first)",
+                    q.name,
+                    f"{guarded.held_until:%H:%M:%S} UTC",
+                )
+            self._held_until[q.name] = guarded.held_until
+            for job in guarded.recovered:
                 logger.warning(
                     "%s %s: jammed, %s; %s", q.name, shown(job.id), job.reason, job.action
                 )

@@ -9,6 +9,7 @@ from django_convoy.exceptions import RedisUnavailable, clause
 from django_convoy.health import DataMarkWatch
 from django_convoy.ids import shown
 from django_convoy.queue import get_queue
+from django_convoy.worker.contact import ContactWatch
 
 
 class Command(BaseCommand):
@@ -18,6 +19,8 @@ class Command(BaseCommand):
         super().__init__(*args, **kwargs)
         self.data_marks = DataMarkWatch()
         self.refused: set[str] = set()  # queues whose keys Redis refuses to read as convoy's
+        self.contact: ContactWatch | None = None  # set by handle(): it needs the queues
+        self.held: dict[str, Any] = {}  # the hold last said, per queue
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -50,6 +53,7 @@ class Command(BaseCommand):
         if options["interval"] <= 0:
             raise CommandError("--interval must be > 0.")
         guarded = [get_queue(name) for name in queues or sorted(configured)]
+        self.contact = ContactWatch([q.name for q in guarded], min(q.config.lease for q in guarded))
         while True:
             try:
                 self._round(guarded, drop=options["drop"], dry_run=options["dry_run"])
@@ -64,7 +68,22 @@ class Command(BaseCommand):
                         "the other queues were guarded."
                     )
                 return
-            time.sleep(options["interval"])
+            self._wait(guarded, options["interval"])
+
+    def _wait(self, queues: list, seconds: float) -> None:
+        """Sleep until the next round, checking in with Redis every third of a lease: an
+        outage between two rounds is a gap in this guard's contact too (``contact.py``)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, self.contact.slack))
+            if deadline - time.monotonic() <= 0:
+                return
+            for queue in queues:
+                try:
+                    with self.contact.call():
+                        self.contact.saw(queue.name, queue.store.clock_ms())
+                except RedisUnavailable:
+                    break  # the next round says it
 
     def _round(self, queues: list, *, drop: bool, dry_run: bool) -> None:
         """Guard every queue; one whose keys Redis refuses (a corrupt key) is said once and
@@ -86,20 +105,39 @@ class Command(BaseCommand):
                 self.stderr.write(f"{queue.name}: the queue's keys read again; guarding it.")
 
     def _guard(self, queue: Any, *, drop: bool, dry_run: bool) -> None:
-        if self.data_marks.observe(queue.name, queue.data_marks()):
+        if self.contact is None:  # _round called without handle() (the tests)
+            self.contact = ContactWatch([queue.name], queue.config.lease)
+        resumed, sent_ms = self.contact.owed(queue.name), self.contact.reckoned_ms(queue.name)
+        with self.contact.call():
+            lost = self.data_marks.observe(queue.name, queue.data_marks())
+            if dry_run:
+                jammed, guarded = queue.jammed_jobs(), None
+            else:
+                guarded = queue.jam_guard_round(drop=drop, resumed=resumed, sent_ms=sent_ms)
+                self.contact.saw(queue.name, guarded.redis_ms)
+                if resumed:
+                    self.contact.told(queue.name)
+        if lost:
             self.stderr.write(
                 f"Redis lost convoy's data for queue {queue.name}: jobs queued or running "
                 "before the loss may be gone (see the log for details)."
             )
-        if dry_run:
-            for job in queue.jammed_jobs():
+        if guarded is None:
+            for job in jammed:
                 self.stdout.write(
                     f"{queue.name} {shown(job.id)}: jammed (worker {job.worker}, "
                     f"lease expired at {job.lease_deadline:%Y-%m-%d %H:%M:%S} "
                     f"UTC, attempt {job.attempts})"
                 )
             return
-        for job in queue.jam_guard(drop=drop):
+        if guarded.held_until and guarded.held_until != self.held.get(queue.name):
+            self.stderr.write(
+                f"{queue.name}: Redis is back from an outage: no jammed job is recovered "
+                f"until {guarded.held_until:%H:%M:%S} UTC (live workers renew their leases "
+                "first)."
+            )
+        self.held[queue.name] = guarded.held_until
+        for job in guarded.recovered:
             self.stdout.write(
                 f"{queue.name} {shown(job.id)}: {job.action} - {job.reason}, "
                 f"attempt {job.attempts}, jam {job.jams}"
