@@ -5,11 +5,14 @@ JOB_TIMEOUT can be killed. A thread cannot be killed: a timed-out thread runs it
 (its outcome discarded) while a fresh executor takes its slot.
 
 Quarantine: a job back from a jam (its worker died, or stalled past the lease, while running
-it) may be what killed that worker, or may only have been running beside what did. With
-``--pool threads`` it runs in a child process of the worker's ``Quarantine`` (at most
-``QUARANTINE_CHILDREN`` at once): if it kills its process again, only that child dies, and the
-job fails as a crash, under MAX_ATTEMPTS; the jobs running beside it go on. With ``--pool
-processes`` every job already runs in a child of its own.
+it) may be what killed that worker, or may only have been running beside what did. Its last
+chance, the run after its MAX_JAMS-th jam (one more would fail it as jammed), runs in
+quarantine with ``--pool threads``: in a child process of the worker's ``Quarantine`` (at most
+``QUARANTINE_CHILDREN`` at once). If it kills its process again, only that child dies, and the
+job fails as a crash, under MAX_ATTEMPTS; a job that was only running beside it completes
+there. Not from its first jam: most are no job's doing (a deploy, the OOM killer, a lost
+machine), and a child takes a while to start, which a worker that keeps dying may not give
+it. With ``--pool processes`` every job runs in a child anyway.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ class Executors:
                 child.stop()
 
     def _execute(self, active: ActiveRun) -> Outcome:
-        if active.child is not None or not active.run.jams or self.pool != "threads":
+        if active.child is not None or not self._quarantined(active):
             return self._execute_here(active)
         child = None if active.abandoned else self.quarantine.take()  # may wait for one
         try:
@@ -115,6 +118,12 @@ class Executors:
         finally:
             if child is not None:
                 self.quarantine.give_back(child)
+
+    def _quarantined(self, active: ActiveRun) -> bool:
+        """Whether the run is its job's last chance, so executes in quarantine (module doc)."""
+        if self.pool != "threads" or not active.run.jams:
+            return False
+        return active.run.jams >= self.state.queues[active.run.queue].config.max_jams
 
     def _execute_here(self, active: ActiveRun) -> Outcome:
         run, started = active.run, time.perf_counter()
