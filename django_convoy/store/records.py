@@ -156,7 +156,7 @@ class Run:
     body: str
     attempt: int
     token: str
-    jams: int = 0  # times the job was jammed: a run back from a jam is run in quarantine
+    jams: int = 0  # times the job was jammed: after MAX_JAMS, its last chance, in quarantine
 
 
 @dataclass(frozen=True)

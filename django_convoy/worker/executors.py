@@ -46,7 +46,7 @@ class Executors:
         self._start_thread = start_thread
         self._wake_keeper = wake_keeper  # a run's deadline may be sooner than the keeper's
         self.children: list[ChildProcess] = []  # lock (state's)
-        # Runs back from a jam, on --pool threads, run in children lent by the quarantine.
+        # Last chances (runs after MAX_JAMS jams), on --pool threads: in the quarantine's children.
         self.quarantine = Quarantine(
             state.id, min(QUARANTINE_CHILDREN, sum(state.slots.values())), self.children, state.lock
         )

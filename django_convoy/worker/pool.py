@@ -1,7 +1,7 @@
 """Child processes that run jobs, so a hung or crashing job costs a child, not the worker.
 
 With ``--pool processes`` each executor thread of the worker drives one child over a pipe, one
-job at a time; on threads, the ``Quarantine`` lends children to the jobs back from a jam.
+job at a time; on threads, the ``Quarantine`` lends children to jobs on their last chance.
 Children are spawned (not forked: the worker has threads and open connections) and set up
 Django themselves, so they inherit no database or Redis connection. A child that dies mid-job
 is replaced; the worker kills a child whose job passed JOB_TIMEOUT.
@@ -124,7 +124,7 @@ class ChildProcess:
 
 
 class Quarantine:
-    """The children that run jobs back from a jam for a worker on threads: up to ``size`` at
+    """The children that run jobs on their last chance for a worker on threads: up to ``size`` at
     once, each started when first needed and kept for the next such job."""
 
     def __init__(self, worker_id: str, size: int, started: list[ChildProcess], lock: Any):

@@ -358,7 +358,8 @@ end
 -- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter and
 -- the queue's birth time (the counter only grows and the birth never changes, unless Redis
 -- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
--- attempt, token, jams (a run back from a jam is run in quarantine: see the worker's executors).
+-- attempt, token, jams (after MAX_JAMS jams, its last chance runs in quarantine: see the worker's
+-- executors).
 local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   local now = now_ms()
   local inbox = inbox_of(worker)
