@@ -27,6 +27,7 @@ from .state import ActiveRun, Outcome, WorkerState
 
 POOLS = ("threads", "processes")
 QUARANTINE_CHILDREN = 4  # per worker: each is a process with Django set up
+SIGNAL_NOTICE_SECONDS = 0.5  # ample for the main thread to run a signal handler
 
 
 class Executors:
@@ -140,9 +141,10 @@ class Executors:
                 error, final, seconds = active.child.run(run)
         except ChildDied as exc:
             seconds = time.perf_counter() - started
-            if not began and self.state.stop.is_set():
-                # Its child died setting up as the worker stopped (a Ctrl-C reaches the whole
-                # process group): nothing of the job ran, so it goes back to its queue.
+            # Its child died setting up as the worker stopped (a Ctrl-C reaches the whole
+            # process group, and the child may die before the worker's handler has run):
+            # nothing of the job ran, so it goes back to its queue.
+            if not began and self.state.stop.wait(SIGNAL_NOTICE_SECONDS):
                 return Outcome(active, None, None, seconds, unstarted=True)
             error = error_record(run, exc, "crash", self.state.id)
             error["traceback"] = ""

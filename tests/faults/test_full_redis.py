@@ -1,4 +1,4 @@
-"""Scenario 11: Redis runs out of memory (``maxmemory`` reached, ``noeviction``) mid-run.
+"""Scenario 13: Redis runs out of memory (``maxmemory`` reached, ``noeviction``) mid-run.
 
 A worker runs two long jobs (five leases each) while ten more fall due; then the test fills
 Redis up with keys of its own and keeps it full for six seconds, then frees it. While full:
@@ -140,7 +140,7 @@ def full_redis(cluster: Cluster) -> dict:
 
 def test_a_full_redis_refuses_adds_stops_claims_and_keeps_renewing(full_runs):
     figures = outcome(full_runs, "redis-7")
-    checker.report(f"11 Redis full for {FULL_FOR:.0f} s (noeviction, Redis 7)", **figures)
+    checker.report(f"13 Redis full for {FULL_FOR:.0f} s (noeviction, Redis 7)", **figures)
     assert figures["add_while_full"].startswith("RedisFull: ")
     assert f"127.0.0.1:{figures['port']} is full" in figures["add_while_full"]
     assert figures["long_jobs_started"] == [1, 1]  # renewed all along: never jammed
@@ -159,7 +159,7 @@ def test_a_full_redis_refuses_adds_stops_claims_and_keeps_renewing(full_runs):
 def test_a_full_redis_62_loses_nothing_but_cannot_keep_leases(full_runs):
     """Redis 6.2 has no script flags: measured, not promised, beyond what the fence gives."""
     figures = outcome(full_runs, "redis-6.2")
-    checker.report(f"11b Redis full for {FULL_FOR:.0f} s (noeviction, Redis 6.2)", **figures)
+    checker.report(f"13b Redis full for {FULL_FOR:.0f} s (noeviction, Redis 6.2)", **figures)
     assert figures["add_while_full"].startswith("RedisFull: ")
     assert figures["live_overlaps"] == 0
     assert figures["processed_total"] == len(LONG) + len(LATER)
