@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from ..exceptions import RedisUnavailable
@@ -57,12 +57,14 @@ class ContactWatch:
         """A reply on ``queue`` said Redis's time was ``redis_ms``."""
         self._clock[queue] = (redis_ms, time.monotonic())
 
-    def reckoned_ms(self, queue: str) -> int:
-        """Redis's time now on ``queue``'s server, as this process reckons it (0: unknown)."""
-        seen = self._clock.get(queue)
-        if seen is None:
-            return 0
-        return seen[0] + int((time.monotonic() - seen[1]) * 1000)
+    def reckoned_ms(self, queue: str, clock: Callable[[], int]) -> int:
+        """Redis's time now on ``queue``'s server, as this process reckons it; the first time,
+        ``clock`` asks Redis (timed as a call: it may be held too)."""
+        if queue not in self._clock:
+            with self.call():
+                self.saw(queue, clock())
+        seen_ms, seen_at = self._clock[queue]
+        return seen_ms + int((time.monotonic() - seen_at) * 1000)
 
     def told(self, queue: str) -> None:
         """A jam guard call on ``queue`` said so (Redis holds recoveries from then on)."""

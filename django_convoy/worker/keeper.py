@@ -205,8 +205,9 @@ class Keeper:
 
     def _jam_guard(self) -> None:
         for q in self.state.queues.values():
-            resumed, sent_ms = self.contact.owed(q.name), self.contact.reckoned_ms(q.name)
             try:
+                sent_ms = self.contact.reckoned_ms(q.name, q.store.clock_ms)
+                resumed = self.contact.owed(q.name)
                 with self.contact.call():
                     guarded = q.jam_guard_round(resumed=resumed, sent_ms=sent_ms)
                     self.contact.saw(q.name, guarded.redis_ms)

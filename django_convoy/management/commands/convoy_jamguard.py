@@ -107,7 +107,8 @@ class Command(BaseCommand):
     def _guard(self, queue: Any, *, drop: bool, dry_run: bool) -> None:
         if self.contact is None:  # _round called without handle() (the tests)
             self.contact = ContactWatch([queue.name], queue.config.lease)
-        resumed, sent_ms = self.contact.owed(queue.name), self.contact.reckoned_ms(queue.name)
+        sent_ms = self.contact.reckoned_ms(queue.name, queue.store.clock_ms)
+        resumed = self.contact.owed(queue.name)
         with self.contact.call():
             lost = self.data_marks.observe(queue.name, queue.data_marks())
             if dry_run:
