@@ -224,7 +224,7 @@ class Keeper:
             self.guard_refused.recovered(q.name)
             if guarded.held_until and guarded.held_until != self._held_until.get(q.name):
                 logger.warning(
-                    "%s: Redis is back from an outage: no jammed job is recovered until %s "
+                    "%s: Redis is back from an outage: the jam guard recovers nothing until %s "
                     "(live workers renew their leases first)",
                     q.name,
                     f"{guarded.held_until:%H:%M:%S} UTC",

@@ -133,7 +133,7 @@ class Command(BaseCommand):
             return
         if guarded.held_until and guarded.held_until != self.held.get(queue.name):
             self.stderr.write(
-                f"{queue.name}: Redis is back from an outage: no jammed job is recovered "
+                f"{queue.name}: Redis is back from an outage: the jam guard recovers nothing "
                 f"until {guarded.held_until:%H:%M:%S} UTC (live workers renew their leases "
                 "first)."
             )
