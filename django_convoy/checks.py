@@ -47,10 +47,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 @register("convoy", deploy=True)
 def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """Warn when Redis may evict convoy's keys (``manage.py check --deploy``; talks to Redis)."""
+    """Warn when Redis may evict convoy's keys (W001), is nearly full (W005), or is older than
+    Redis 7 with a maxmemory (W006) (``manage.py check --deploy``; talks to Redis)."""
     from . import connection
     from .exceptions import RedisUnavailable
-    from .health import eviction_warning
+    from .health import eviction_warning, memory_warnings
 
     if find_problems(getattr(settings, "CONVOY", None)):
         return []  # check_settings reports those
@@ -61,7 +62,8 @@ def check_redis_eviction(app_configs: Any = None, **kwargs: Any) -> list[Warning
     except RedisUnavailable as exc:
         return [Warning(f"Could not check Redis's eviction policy: {exc}", id="convoy.W002")]
     warning = eviction_warning(client)
-    return [Warning(warning, id="convoy.W001")] if warning else []
+    found = [Warning(warning, id="convoy.W001")] if warning else []
+    return found + [Warning(message, id=code) for code, message in memory_warnings(client)]
 
 
 @register("convoy", deploy=True)

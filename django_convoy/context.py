@@ -25,7 +25,9 @@ def current_job() -> JobContext | None:
 
 
 def still_owner() -> bool:
-    """Ask Redis whether this run still holds its job (guard writes that must not be stale).
+    """Ask Redis whether this run still holds its job (guard writes that must not be stale):
+    False once another run took the job, and once this run's lease has passed by Redis's clock
+    (the job is jammed then, and a jam guard may give it to another worker at any moment).
 
     True outside a job (a plain call from a shell or a test): nothing else can hold a job that
     no worker runs, so a task that guards its writes stays callable as a function."""

@@ -23,6 +23,14 @@ class RedisUnavailable(ConvoyError, ConnectionError):
     """Redis could not be reached; the message names host and port, never a password."""
 
 
+class RedisFull(RedisUnavailable):
+    """Redis refused a write because it is full (``maxmemory`` reached, ``noeviction``).
+
+    Nothing was written: adding the same job again once Redis has room is safe. A subclass of
+    ``RedisUnavailable`` because it asks the same of its caller: try again later.
+    """
+
+
 class NotReplicated(ConvoyError):
     """An add that fewer than ``WAIT_REPLICAS`` replicas confirmed within ``WAIT_TIMEOUT_MS``.
 
@@ -49,3 +57,12 @@ class JobNotFound(ConvoyError, LookupError):
     """
 
     requeued: list[str] = []
+
+
+def clause(exc: BaseException) -> str:
+    """``exc``'s message without its closing full stop, to go on inside a longer line.
+
+    Convoy's messages are sentences; one that ends a parenthesis it quotes (``...refused.).``)
+    loses both full stops, not just the last."""
+    text = str(exc).rstrip(".")
+    return text[:-2] + ")" if text.endswith(".)") else text

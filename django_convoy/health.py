@@ -1,4 +1,4 @@
-"""Notice when Redis cannot keep convoy's promises: lost data, or keys it may evict."""
+"""Notice when Redis cannot keep convoy's promises: lost data, keys it may evict, a full Redis."""
 
 from __future__ import annotations
 
@@ -78,6 +78,49 @@ def eviction_policy(client: redis.Redis) -> str | None:
     return (unsafe or policies or [None])[0]
 
 
+NEARLY_FULL = 0.9  # of maxmemory
+
+
+def memory_warnings(client: redis.Redis) -> list[tuple[str, str]]:
+    """(check id, message) for each server that is nearly full (``convoy.W005``), or that has a
+    ``maxmemory`` but is older than Redis 7 (``convoy.W006``); none when it will not say."""
+    found: list[tuple[str, str]] = []
+    try:
+        with data_nodes(client) as nodes:
+            for name, _, node in nodes:
+                memory, version = node.info("memory"), node.info("server").get("redis_version")
+                found += _memory_warnings(name, memory, str(version or ""))
+    except redis.RedisError:
+        return []
+    return found
+
+
+def _memory_warnings(name: str, memory: dict, version: str) -> list[tuple[str, str]]:
+    limit, used = int(memory.get("maxmemory") or 0), int(memory.get("used_memory") or 0)
+    if not limit:
+        return []
+    found = []
+    if used >= NEARLY_FULL * limit:
+        found.append(
+            (
+                "convoy.W005",
+                f"Redis at {name} uses {100 * used // limit}% of its maxmemory ({limit} bytes): "
+                "once it is full, adds raise RedisFull and workers claim no job until it has "
+                "room (renewals, acks and the jam guard go on).",
+            )
+        )
+    if version and int(version.split(".")[0]) < 7:
+        found.append(
+            (
+                "convoy.W006",
+                f"Redis at {name} is {version}, older than 7, and has a maxmemory: when it is "
+                "full it refuses lease renewals too (it knows no script flags), so running jobs "
+                "are jammed and may run twice. Use Redis 7 or keep it well below maxmemory.",
+            )
+        )
+    return found
+
+
 def eviction_warning(client: redis.Redis) -> str | None:
     """Explain why Redis's eviction policy can lose jobs, or return None if it cannot."""
     policy = eviction_policy(client)
@@ -85,5 +128,6 @@ def eviction_warning(client: redis.Redis) -> str | None:
         return None
     return (
         f"Redis's maxmemory-policy is {policy!r}: when memory runs out Redis may evict convoy's "
-        "keys and lose jobs. Set maxmemory-policy to 'noeviction' (or a volatile-* policy)."
+        "keys and lose jobs. Set maxmemory-policy to 'noeviction' (or a volatile-* policy): "
+        "then a full Redis refuses new jobs (adds raise RedisFull) and loses none."
     )

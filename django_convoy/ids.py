@@ -43,6 +43,12 @@ def normalise_id(job_id: Any) -> str:
     return text
 
 
+def shown(job_id: str) -> str:
+    """``job_id`` as log lines and command output show it: as it is when every character is
+    printable, else escaped, so that an id cannot end a line and forge the next one."""
+    return job_id if job_id.isprintable() else repr(job_id)
+
+
 def bound_arguments(
     name: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:

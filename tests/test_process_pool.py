@@ -84,3 +84,49 @@ def test_a_worker_stalled_past_its_lease_kills_its_child_and_stops_within_its_gr
         if worker.poll() is None:
             worker.kill()
     assert not ended("crashy-hung")
+
+
+def test_a_worker_stopped_twice_while_its_children_run_jobs_exits_cleanly():
+    """A second SIGTERM kills the busy children at once; their executors must not start
+    replacements that shutdown then joins half started (an AssertionError traceback)."""
+    queue = get_queue("crashy")  # JOB_TIMEOUT 30 s
+    for n in range(3):
+        tasks.crashy.enqueue(f"busy-{n}", 20)
+    worker = manage("convoy_worker", "crashy", "--pool", "processes", "--concurrency", "4")
+    try:
+        wait_until(lambda: all(started(f"crashy-busy-{n}") for n in range(3)), timeout=60)
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        output = worker.stdout.read()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output
+    assert "Traceback" not in output, output
+    assert [job_state(queue, f"crashy-busy-{n}") for n in range(3)] == ["queued"] * 3
+
+
+def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_them():
+    """A Ctrl-C reaches the whole process group: a child still setting Django up dies of it
+    before it can ignore the signal. Its job never started, so it goes back to the queue (the
+    others are handed back after the grace)."""
+    queue = get_queue("crashy")
+    for n in range(3):
+        tasks.crashy.enqueue(f"early-{n}", 5)
+    worker = manage(
+        "convoy_worker", "crashy", "--pool", "processes", "--concurrency", "3", "--grace", "1",
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: queue.stats()["processing"] == 3, timeout=60)  # children setting up
+        os.killpg(worker.pid, signal.SIGINT)
+        worker.wait(timeout=30)
+        output = worker.stdout.read()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    stats = queue.stats()
+    assert (stats["queued"], stats["failed"], stats["processing"]) == (3, 0, 0), output
+    assert "setting Django up" not in output

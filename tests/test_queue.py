@@ -11,6 +11,7 @@ from django_convoy import (
     InvalidJob,
     JobNotFound,
     PayloadTooLarge,
+    RedisFull,
     RedisUnavailable,
     UnknownQueue,
     get_queue,
@@ -176,6 +177,20 @@ def test_unreachable_redis_names_host_and_port_but_not_the_password():
         queue.add_job("a")
     assert "127.0.0.1:1" in str(error.value)
     assert "s3cret" not in str(error.value)
+
+
+def test_an_add_to_a_full_redis_raises_redis_full_and_writes_nothing(queue, redis_client):
+    redis_client.set("filler", "x" * 2_000_000)
+    redis_client.config_set("maxmemory", redis_client.info("memory")["used_memory"] - 1_000_000)
+    try:
+        with pytest.raises(RedisFull, match=r"Redis at 127\.0\.0\.1:\d+ is full") as error:
+            queue.add_jobs(["a", "b"])
+        with pytest.raises(RedisFull):
+            queue.pause()  # a plain command too
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert isinstance(error.value, RedisUnavailable)  # try again later, as when unreachable
+    assert redis_client.keys("convoytest:*") == []
 
 
 def test_all_keys_of_a_queue_share_its_hash_tag(queue, redis_client):

@@ -1,5 +1,6 @@
 """The worker, run in-process: tasks, failures, timeouts, shutdown, heartbeats."""
 
+import logging
 import threading
 import time
 
@@ -89,6 +90,15 @@ def test_plain_add_job_jobs_go_to_the_queue_processor():
     (entry,) = test_log()
     assert entry.startswith("plain plain-1 ")
     assert entry.endswith(" 1 {'payload': {'wheels': 4}}")
+
+
+def test_a_job_id_with_a_newline_is_logged_escaped_so_it_cannot_forge_a_line(caplog):
+    get_queue("default").add_job("plain-2\n2026-12-01 00:00:00,000 INFO forged")
+    with caplog.at_level(logging.INFO, logger="django_convoy.worker"):
+        Worker(["default"], burst=True).run()
+    (done,) = [r.getMessage() for r in caplog.records if " done in " in r.getMessage()]
+    assert "\n" not in done
+    assert done.startswith("default 'plain-2\\n2026-12-01 00:00:00,000 INFO forged' attempt 1")
 
 
 def test_raising_task_is_failed_with_its_traceback():

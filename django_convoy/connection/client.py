@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..conf import get_config
-from ..exceptions import RedisUnavailable
+from ..exceptions import RedisFull, RedisUnavailable
 from . import cluster
 
 _lock = threading.Lock()
@@ -72,7 +72,7 @@ def _make_client() -> redis.Redis:
             return cluster.make_client(config.topology, options, CLIENT_DEFAULTS)
         except redis.ConnectionError as exc:
             raise RedisUnavailable(
-                f"{config.topology.describe()} is unreachable ({_without_credentials(str(exc))})."
+                f"{config.topology.describe()} is unreachable ({_reason(exc)})."
             ) from exc
     options["retry"] = NO_RETRIES
     if config.redis_url:  # the URL's own query options win over these (redis-py's rule)
@@ -108,7 +108,8 @@ def endpoint(client: redis.Redis) -> str:
 
 
 class reporting_unavailable:  # noqa: N801 - used as a function: with reporting_unavailable(c)
-    """Turn redis-py's connection errors into ``RedisUnavailable`` naming host and port.
+    """Turn redis-py's connection errors into ``RedisUnavailable`` naming host and port, and
+    Redis's refusal to grow past ``maxmemory`` into ``RedisFull``.
 
     A class rather than a ``@contextmanager`` generator: every script call enters one, and a
     generator costs a visible share of an add's client time."""
@@ -124,12 +125,33 @@ class reporting_unavailable:  # noqa: N801 - used as a function: with reporting_
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
     ) -> None:
-        if kind is not None and issubclass(kind, cluster.UNAVAILABLE_ERRORS):
+        if kind is None:
+            return
+        if issubclass(kind, cluster.UNAVAILABLE_ERRORS):
             # incl. CLUSTERDOWN, TRYAGAIN: retry later
             raise RedisUnavailable(
                 f"Redis at {endpoint(self.client)} is unreachable ({kind.__name__}: "
-                f"{_without_credentials(str(exc))})."
+                f"{_reason(exc)})."
             ) from exc
+        if issubclass(kind, redis.ResponseError) and is_out_of_memory(exc):
+            raise RedisFull(
+                f"Redis at {endpoint(self.client)} is full: it refused a write past its "
+                "maxmemory (noeviction). Nothing was written; try again once it has room."
+            ) from exc
+
+
+def is_out_of_memory(exc: BaseException | None) -> bool:
+    """Whether Redis refused a command for want of memory: ``OutOfMemoryError``, or the same
+    refusal of a command inside a script, which Redis 6.2 reports as a script error."""
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return True
+    return "OOM command not allowed" in str(exc)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """redis-py's message, credentials taken out, without its full stop: it goes on inside
+    convoy's own sentence."""
+    return _without_credentials(str(exc)).rstrip(".")
 
 
 def _without_credentials(message: str) -> str:

@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from ..queue import ConvoyQueue
 
 
@@ -57,7 +59,15 @@ def _resume(queue: ConvoyQueue) -> Done:
 
 
 def _jam_guard(queue: ConvoyQueue) -> Done:
-    recovered = queue.jam_guard()
+    guarded = queue.jam_guard_round()
+    recovered = guarded.recovered
+    if guarded.held_until:
+        return Done(
+            f"Redis is back from an outage: no jammed job of queue {queue.name} is recovered "
+            f"until {timezone.localtime(guarded.held_until):%H:%M:%S}, while live workers "
+            "renew their leases.",
+            "jammed",
+        )
     if not recovered:
         return Done(f"Ran the jam guard on queue {queue.name}: no job was jammed.", "jammed")
     actions = Counter(job.action for job in recovered)

@@ -1,10 +1,14 @@
-"""How the dashboard presents numbers: durations in words and the throughput chart's geometry.
+"""How the dashboard presents values: durations in words, the throughput chart's geometry,
+payloads as JSON.
 
 Shared by the templates (through ``templatetags/convoy_admin.py``) and the JSON endpoint, so
 that the live refresh shows exactly what a page load shows.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from .statistics import QueueStats, WorkerStats
 
@@ -29,6 +33,19 @@ def duration(seconds: float | None) -> str:
     else:
         large, small = f"{whole // 86400} d", f"{whole % 86400 // 3600} h"
     return large if small.startswith("0 ") else f"{large} {small}"
+
+
+def pretty_json(value: Any) -> str:
+    """Return ``value`` as indented JSON; a payload nested deeper than indenting can recurse
+    (hundreds of levels: Python's indenting encoder spends frames per level) as compact JSON."""
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    except RecursionError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        return "(nested too deep to show)"
 
 
 def chart(queue: QueueStats) -> dict[str, str]:

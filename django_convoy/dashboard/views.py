@@ -7,7 +7,6 @@ act. Queue names and job ids travel in URLs through the admin's ``quote()``, as 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -142,14 +141,12 @@ def job_page(request: HttpRequest, model_admin: ModelAdmin, name: str, job_id: s
     error = job.last_error or {}
     result = job.result
     context.update(
-        payload=json.dumps(job.payload, indent=2, ensure_ascii=False),
+        payload=display.pretty_json(job.payload),
         error=error,
         error_at=from_ms(error["at"]) if isinstance(error.get("at"), int | float) else None,
         error_ran_for=error["ran_ms"] / 1000 if isinstance(error.get("ran_ms"), int) else None,
         result=result,
-        result_value=json.dumps(result.value, indent=2, ensure_ascii=False)
-        if result and result.kept
-        else "",
+        result_value=display.pretty_json(result.value) if result and result.kept else "",
         task_result_url=task_results.link(queue.name, job),
         state_url=queue_url(queue.name, job.state) if job.state in STATES else "",
         actions=[
@@ -177,7 +174,7 @@ def task_result_page(
         "result_id": result_id,
         "result": result,
         "status": status,
-        "return_value": json.dumps(value, indent=2, ensure_ascii=False) if value else "",
+        "return_value": display.pretty_json(value) if value else "",
         "paused_queues": paused_queues(),
     }
     return _render(request, model_admin, "task_result.html", context)

@@ -19,9 +19,18 @@ from ..connection import reporting_unavailable
 from . import replication, scripts
 from .fleet import Fleet
 from .keys import error_log_key, inbox_key, job_result_key, queue_keys, task_result_key
-from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
+from .records import (
+    ClaimBatch,
+    DataMarks,
+    JamGuardRound,
+    Job,
+    RecoveredJob,
+    Run,
+    from_ms,
+    to_int,
+)
 from .replies import handed_run
-from .scripts import SPECS, scripts_for
+from .scripts import SPECS, ScriptSpec, scripts_for, unflag_if_unknown
 
 ERROR_LOG_KEEP = 1000
 ERROR_LOG_TTL_SECONDS = 7 * 24 * 3600
@@ -48,14 +57,20 @@ class QueueStore:
         """Run script ``name`` over this queue's keys (and ``extra_keys``); return its record."""
         spec = SPECS[name]
         keys = (*self.keys, *extra_keys) if extra_keys else self.keys
+        script = self._scripts[name]
         with reporting_unavailable(self.client):
-            if spec.writes and (wait := replication.wait_for()):
-                raw = replication.run_and_wait(
-                    self.client, spec, self._scripts[name], keys, args, wait
-                )
-            else:
-                raw = scripts.run(self.client, self._scripts[name], keys, args)
+            try:
+                raw = self._run(spec, script, keys, args)
+            except redis.ResponseError as exc:
+                if not unflag_if_unknown(script, exc):
+                    raise
+                raw = self._run(spec, script, keys, args)
         return spec.decode(self.name, list(args), raw)
+
+    def _run(self, spec: ScriptSpec, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if spec.writes and (wait := replication.wait_for()):
+            return replication.run_and_wait(self.client, spec, script, keys, args, wait)
+        return scripts.run(self.client, script, keys, args)
 
     def pipelined(
         self, pipe: Any, name: str, args: Sequence[Any], extra_keys: Sequence[str] = ()
@@ -94,6 +109,12 @@ class QueueStore:
         """Redis's now, the state's size, and ``count`` rows from rank ``offset`` on."""
         return self.call("browse", [state, offset, count, preview])
 
+    def clock_ms(self) -> int:
+        """Redis's now, in ms (a cheap call: a jam guard checks in with Redis by it)."""
+        with reporting_unavailable(self.client):
+            seconds, micros = self.client.time()
+        return seconds * 1000 + micros // 1000
+
     def is_paused(self) -> bool:
         """Whether workers are told not to claim from this queue."""
         with reporting_unavailable(self.client):
@@ -118,24 +139,36 @@ class QueueStore:
         return DataMarks(to_int(sequence), born or "")
 
     def still_owns(self, job_id: str, token: str) -> bool:
-        """Whether the run with ``token`` still holds ``job_id``."""
-        with reporting_unavailable(self.client):
-            run = self.client.hget(self.keys.run, job_id)
-        return run is not None and run.split("|", 1)[0] == token
+        """Whether the run with ``token`` still holds ``job_id``: its token holds the job and
+        its lease has not passed by Redis's clock (one atomic read)."""
+        return self.call("still_owns", [job_id, token])
 
     # -- operating ----------------------------------------------------------------------------
 
     def jam_guard(
-        self, drop: bool, max_jams: int, failed_ttl_ms: int, limit: int = BATCH
-    ) -> list[RecoveredJob]:
-        """Recover (or drop) every jammed run now, ``limit`` per script call; say which worker
-        each was jammed under."""
+        self,
+        drop: bool,
+        max_jams: int,
+        failed_ttl_ms: int,
+        lease_ms: int,
+        resumed: bool = False,
+        sent_ms: int = 0,
+        limit: int = BATCH,
+    ) -> JamGuardRound:
+        """Recover (or drop) every jammed run now, ``limit`` per script call, and say which
+        worker each was jammed under; unless Redis is back from an outage since less than
+        ``lease_ms`` (``resumed``: the caller saw a gap in its own contact with it;
+        ``sent_ms``: Redis's time as the caller reckons it, to tell a call Redis held)."""
         recovered: list[RecoveredJob] = []
         args = ["drop" if drop else "recover", max_jams, limit, failed_ttl_ms]
+        args += [ERROR_LOG_KEEP, ERROR_LOG_TTL_SECONDS, lease_ms]
         while True:
-            rows = self.call(
-                "jam_guard", [*args, ERROR_LOG_KEEP, ERROR_LOG_TTL_SECONDS], [self._error_log()]
+            now_ms, held_until, rows = self.call(
+                "jam_guard", [*args, int(resumed), sent_ms], [self._error_log()]
             )
+            if held_until:
+                return JamGuardRound(recovered, now_ms, from_ms(held_until))
+            resumed, sent_ms = False, 0  # said once
             alive = self.fleet.alive(row[2] for row in rows)
             recovered += (
                 RecoveredJob(
@@ -152,7 +185,7 @@ class QueueStore:
                 for row in rows
             )
             if len(rows) < limit:
-                return recovered
+                return JamGuardRound(recovered, now_ms)
 
     def purge(self) -> int:
         """Remove every waiting job, releasing their ids; return how many."""

@@ -208,6 +208,17 @@ class HeldRuns:
 
 
 @dataclass(frozen=True)
+class JamGuardRound:
+    """What one round of the jam guard did: the runs it recovered, or, when Redis came back
+    from an outage less than a lease ago, until when it holds recoveries (live workers renew
+    their leases first)."""
+
+    recovered: list[RecoveredJob]
+    redis_ms: int  # Redis's now when it ran
+    held_until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Run:
     """One run of a job handed to a worker: what it needs to execute the job and to prove, with
     its fencing token, that it still holds it."""
@@ -217,6 +228,7 @@ class Run:
     body: str
     attempt: int
     token: str
+    jams: int = 0  # times the job was jammed: after MAX_JAMS, its last chance, in quarantine
 
 
 @dataclass(frozen=True)
@@ -285,7 +297,10 @@ def encode_body(task: str | None, payload_json: str) -> str:
 
 def decode_body(body: str) -> tuple[str | None, Any]:
     """Return (task, payload) of a stored body; raise ValueError if it is not a convoy body."""
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except RecursionError:  # written by hand: add_job refuses what json cannot read back
+        raise ValueError("its JSON is nested too deep to read") from None
     if not isinstance(data, dict) or "payload" not in data:
         raise ValueError("not a convoy job body (a JSON object with a 'payload' key)")
     task = data.get("task")

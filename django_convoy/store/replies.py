@@ -29,7 +29,8 @@ from .records import (
     to_int,
 )
 
-CLAIM_HEADER = 6  # now, next due, paused, sequence, born, waiting; then 4 fields per run
+CLAIM_HEADER = 6  # now, next due, paused, sequence, born, waiting; then per run:
+CLAIM_RUN = 5  # id, body, attempt, token, jams
 JAM_ROW = 7  # id, action, worker, started_ms, deadline_ms, attempts, jams
 BROWSE_ROW = 10
 COUNTS = (
@@ -53,6 +54,11 @@ def as_int(queue: str, args: list[Any], reply: Any) -> int:
     return to_int(reply)
 
 
+def as_bool(queue: str, args: list[Any], reply: Any) -> bool:
+    """A yes (1) or a no (0)."""
+    return bool(to_int(reply))
+
+
 def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool]]:
     """add.lua: per job (added, state now, rerun requested and pending)."""
     return [(bool(reply[i]), reply[i + 1], bool(reply[i + 2])) for i in range(0, len(reply), 3)]
@@ -61,8 +67,15 @@ def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str
 def claimed(queue: str, args: list[Any], reply: list[Any]) -> ClaimBatch:
     """claim.lua (claim_jobs in the prelude): the header, then the runs."""
     runs = [
-        Run(queue, reply[i], reply[i + 1], to_int(reply[i + 2]), str(reply[i + 3]))
-        for i in range(CLAIM_HEADER, len(reply), 4)
+        Run(
+            queue,
+            reply[i],
+            reply[i + 1],
+            to_int(reply[i + 2]),
+            str(reply[i + 3]),
+            to_int(reply[i + 4]),
+        )
+        for i in range(CLAIM_HEADER, len(reply), CLAIM_RUN)
     ]
     next_due = to_int(reply[1], -1)
     return ClaimBatch(
@@ -83,9 +96,11 @@ def acked_and_claimed(
     return acks, claimed(queue, args, claim)
 
 
-def jam_rows(queue: str, args: list[Any], reply: list[Any]) -> list[list[Any]]:
-    """jam_guard.lua: one row per recovered run (see ``JAM_ROW``)."""
-    return [reply[i : i + JAM_ROW] for i in range(0, len(reply), JAM_ROW)]
+def jam_guarded(queue: str, args: list[Any], reply: list[Any]) -> tuple[int, int, list[list[Any]]]:
+    """jam_guard.lua: Redis's now, until when recoveries are held (ms, 0: not held), and one
+    row per recovered run (see ``JAM_ROW``)."""
+    rows = [reply[i : i + JAM_ROW] for i in range(2, len(reply), JAM_ROW)]
+    return to_int(reply[0]), to_int(reply[1]), rows
 
 
 def handed_run(queue: str, message: str) -> Run:

@@ -1,12 +1,31 @@
-"""Every Lua script convoy runs, declared once: its file, whether it writes, how its reply reads.
+"""Every Lua script convoy runs, declared once: its file, whether it writes, how its reply reads,
+and what it may do when Redis is full.
 
 Each queue script is the shared prelude (key order, helpers) followed by its own file in
 ``lua/``; redis-py runs them with EVALSHA and loads them again after a ``SCRIPT FLUSH`` or a
 Redis restart. ``QueueStore`` (``queues.py``) and ``Fleet`` (``fleet.py``) are the only callers.
+
+When Redis is full (``maxmemory`` reached, ``noeviction``), what a script may do is its
+``oom``, which becomes the first line of its text, where Redis 7 reads script flags:
+
+``ALLOW``
+    ``#!lua flags=allow-oom``: it runs and writes all the same. The steps that keep runs alive
+    and end them (renew, heartbeat, ack, fail, hand-back, jam guard...): they barely grow
+    memory, and refusing them would jam running jobs, which would then run twice.
+``DENY``
+    ``#!lua``: refused as a whole before it starts (``RedisFull``), never half-way. Adds and
+    claims: a claim would start jobs whose leases cannot be kept.
+``COMPAT`` (no first line)
+    Redis's rule for scripts without flags: refused at its first write that needs memory,
+    unless it wrote before (then it goes on). The read-only scripts, and the operator's.
+
+Redis 6.2 knows no flags and cannot compile the line: there a script runs without it (after
+one refused load), as ``COMPAT``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +37,9 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from . import replies
+
+ALLOW, DENY, COMPAT = "allow", "deny", "compat"
+SHEBANG = {ALLOW: "#!lua flags=allow-oom\n", DENY: "#!lua\n", COMPAT: ""}
 
 # A decoder gets the queue's name, the script's ARGV and its raw reply.
 Decoder = Callable[[str, list[Any], Any], Any]
@@ -33,38 +55,43 @@ class ScriptSpec:
     writes: bool = True
     add: bool = False
     queue: bool = True  # over one queue's keys, after the prelude
+    oom: str = COMPAT  # when Redis is full: ALLOW, DENY or COMPAT (module doc)
 
 
 SPECS: dict[str, ScriptSpec] = {
     spec.name: spec
     for spec in (
-        ScriptSpec("add", replies.added, add=True),
-        ScriptSpec("claim", replies.claimed),
-        ScriptSpec("ack", replies.as_is),
-        ScriptSpec("keep_result", replies.as_int),
-        ScriptSpec("ack_claim", replies.acked_and_claimed),
-        ScriptSpec("fail", replies.as_is),
-        ScriptSpec("renew", replies.as_is),
-        ScriptSpec("handback", replies.as_is),
-        ScriptSpec("jam_guard", replies.jam_rows),
+        ScriptSpec("add", replies.added, add=True, oom=DENY),
+        ScriptSpec("claim", replies.claimed, oom=DENY),
+        ScriptSpec("ack", replies.as_is, oom=ALLOW),
+        # A run's return value: refused when full (the run stands; its value is not kept).
+        ScriptSpec("keep_result", replies.as_int, oom=DENY),
+        # Refused when full, the reporter acks alone (ack): the claim half must not run.
+        ScriptSpec("ack_claim", replies.acked_and_claimed, oom=DENY),
+        ScriptSpec("fail", replies.as_is, oom=ALLOW),
+        ScriptSpec("renew", replies.as_is, oom=ALLOW),
+        ScriptSpec("handback", replies.as_is, oom=ALLOW),
+        ScriptSpec("jam_guard", replies.jam_guarded, oom=ALLOW),
         ScriptSpec("inspect", replies.job, writes=False),
         ScriptSpec("stats", replies.counts, writes=False),
+        ScriptSpec("still_owns", replies.as_bool, writes=False),
         ScriptSpec("purge", replies.as_int),
         ScriptSpec("remove", replies.as_is),
         ScriptSpec("requeue", replies.as_is),
         ScriptSpec("resume", replies.as_int),  # not a MULTI: runs on a Redis Cluster too
-        ScriptSpec("release_orphans", replies.as_is),
+        ScriptSpec("release_orphans", replies.as_is, oom=ALLOW),
         ScriptSpec("browse", replies.page_rows, writes=False),
         ScriptSpec("running", replies.held_runs, writes=False),
-        # Django's Tasks framework backend (backends/): runs and their results.
-        ScriptSpec("task_add", replies.task_added, add=True),
-        ScriptSpec("task_start", replies.as_is),
-        ScriptSpec("task_finish", replies.as_int),
+        # Django's Tasks framework backend (backends/): runs and their results. A run that
+        # started may record that it did, and its result.
+        ScriptSpec("task_add", replies.task_added, add=True, oom=DENY),
+        ScriptSpec("task_start", replies.as_is, oom=ALLOW),
+        ScriptSpec("task_finish", replies.as_int, oom=ALLOW),
         ScriptSpec("task_result", replies.as_is, writes=False),
         # Schedules (schedules/): a tick's job is added to its queue in the same step.
-        ScriptSpec("tick", replies.ticked),
+        ScriptSpec("tick", replies.ticked, oom=DENY),
         # The workers registry: its own keys, not a queue's.
-        ScriptSpec("heartbeat", replies.as_int, queue=False),
+        ScriptSpec("heartbeat", replies.as_int, queue=False, oom=ALLOW),
     )
 }
 
@@ -79,9 +106,12 @@ def prelude() -> str:
 
 
 @cache
-def source(name: str) -> str:
-    """The text Redis runs for script ``name``."""
-    return prelude() + "\n" + _source(name) if SPECS[name].queue else _source(name)
+def source(name: str, flags: bool = True) -> str:
+    """The text Redis runs for script ``name``; ``flags=False``: without its flags line, for a
+    Redis that knows none (6.2)."""
+    spec = SPECS[name]
+    text = prelude() + "\n" + _source(name) if spec.queue else _source(name)
+    return SHEBANG[spec.oom] + text if flags else text
 
 
 class Scripts:
@@ -94,6 +124,19 @@ class Scripts:
             script = client.register_script(source(name))
             script.convoy_name = name
             self.by_name[name] = script
+
+
+def unflag_if_unknown(script: Script, exc: redis.ResponseError) -> bool:
+    """If Redis could not compile ``script``'s flags line (Redis < 7), make it run without from
+    now on (another thread may have already) and return True: the caller tries once more."""
+    message = str(exc)
+    if "Error compiling script" not in message or "'#'" not in message:
+        return False
+    plain = source(script.convoy_name, flags=False)
+    if script.script != plain:
+        script.script = plain
+        script.sha = hashlib.sha1(plain.encode()).hexdigest()
+    return True
 
 
 _by_client: dict[int, Scripts] = {}

@@ -12,6 +12,8 @@ import random
 import threading
 import time
 
+from ..exceptions import clause
+
 logger = logging.getLogger("django_convoy.worker")
 
 # Waits between tries while Redis is unreachable. The cap is short because an outage usually
@@ -39,7 +41,7 @@ class Backoff:
     def next(self, exc: Exception) -> float:
         """Log ``exc`` if it is news and return how long to wait before the next try."""
         now = time.monotonic()
-        reason = str(exc).rstrip(".")  # convoy's messages are sentences; these lines go on
+        reason = clause(exc)  # convoy's messages are sentences; these lines go on
         self.current = min(self.cap, self.current * 2 or self.first)
         wait = self.current * random.uniform(0.5, 1.0)
         self.tries += 1

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 import redis
 
 from ..connection import reporting_unavailable
-from ..exceptions import RedisUnavailable
+from ..exceptions import RedisFull, RedisUnavailable
 from ..health import DataMarkWatch
+from ..ids import shown
 from ..queue import ConvoyQueue
 from ..store import ClaimBatch, Run, wait_for_work
 from . import wake
@@ -30,6 +31,7 @@ IDLE_BLOCK_SECONDS = 1.0  # longest wait on the wake lists; bounds how late a st
 # the claim loop claims, and asks, again. A worker that died waiting is handed no more after it.
 HAND_OFF_WAIT_MS = int((IDLE_BLOCK_SECONDS + 1) * 1000)
 BUSY_QUEUE_RECHECK_SECONDS = 0.05
+READING_KEYS = "reading the queue's keys"  # what Redis refuses when one of them is corrupt
 
 
 class Claimer:
@@ -45,6 +47,9 @@ class Claimer:
         wake_keys = {name: q.keys.wake for name, q in state.queues.items()}
         spread = wake.spread_over_slots(self.client, wake_keys.values())
         self.outages = Outages() if spread else None
+        # Queues whose keys Redis refuses to read as convoy's (written by hand?): skipped, with
+        # backoff, until they read again; logged when that begins and when it ends.
+        self.refused = Outages()
         self.waiters: wake.WakeWaiters | None = None  # started when first idle
         # Whether claims ask to be handed the next job while the claim loop waits: not when it
         # never blocks (burst), cannot block on one list (several cluster slots), or must count
@@ -108,14 +113,17 @@ class Claimer:
     def _claim(self, name: str, q: ConvoyQueue, free: int) -> ClaimBatch | None:
         """Claim up to ``free`` runs of ``q``; None when its node is away (in a cluster, the
         other queues go on) or Redis refused the script."""
-        if self.outages is not None and self.outages.skipping(name):
+        if self.refused.skipping(name) or (self.outages and self.outages.skipping(name)):
             return None
         try:
             if name in self.state.unsure:
                 self._release_orphans(name, q)
             batch = q.claim(free, self.state.id, wait_ms=self.wait_ms())
         except RedisUnavailable as exc:
-            self.state.unsure.add(name)  # the claim may have run, and its reply been lost
+            # The claim may have run, and its reply been lost; not when Redis was full: claims
+            # are refused before they start then (scripts.DENY).
+            if not isinstance(exc, RedisFull):
+                self.state.unsure.add(name)
             if self.outages is None:
                 raise
             self.outages.failed(name, exc, "claiming")
@@ -123,10 +131,11 @@ class Claimer:
         except redis.ResponseError as exc:
             # A script error means a convoy key holds something it cannot read (written by
             # hand?): say so, and keep serving the other queues.
-            logger.error("%s: Redis refused the claim (%s); is a convoy key corrupt?", name, exc)
+            self.refused.failed(name, exc, READING_KEYS)
             return None
         if self.outages is not None:
             self.outages.recovered(name)
+        self.refused.recovered(name)
         return batch
 
     def claim_with_acks(self, q: ConvoyQueue, finished: list[ActiveRun]) -> tuple[list[int], bool]:
@@ -141,6 +150,10 @@ class Claimer:
                     replies, batch = q.ack_and_claim(
                         fences, wanted, state.id, wait_ms=self.wait_ms()
                     )
+                except RedisFull:
+                    # Refused before it ran: no claims while Redis is full, but the acks
+                    # must land (they free memory), so they go alone.
+                    return q.ack(fences), False
                 except RedisUnavailable:
                     state.unsure.add(q.name)  # the claim's runs may be held, unknown to us
                     raise
@@ -162,7 +175,7 @@ class Claimer:
                 "%s: queued again %d runs whose claim's reply was lost: %s",
                 name,
                 len(released),
-                ", ".join(released[:20]),
+                ", ".join(map(shown, released[:20])),
             )
 
     def wait_ms(self) -> int:
@@ -190,7 +203,11 @@ class Claimer:
     def _block_for_work(self, next_due: float | None) -> None:
         state = self.state
         timeout = IDLE_BLOCK_SECONDS if next_due is None else min(IDLE_BLOCK_SECONDS, next_due)
-        free = [name for name in state.queues if state.busy[name] < state.slots[name]]
+        free = [
+            name
+            for name in state.queues
+            if state.busy[name] < state.slots[name] and not self.refused.skipping(name)
+        ]
         if len(free) < len(state.queues):
             # A busy queue's freed slot cannot end a wait in Redis: look again soon.
             timeout = min(timeout, BUSY_QUEUE_RECHECK_SECONDS)
@@ -205,16 +222,43 @@ class Claimer:
         # Only the wake lists of queues that have room: a full queue's token is left for a
         # worker that can take its job. Inboxes first: BLPOP takes from the first list that
         # has an element, and a handed run is this worker's alone.
-        inboxes = {state.queues[name].store.inbox(state.id): name for name in state.waiting}
-        keys = [*inboxes, *(state.queues[name].keys.wake for name in free)]
+        inboxes = {
+            state.queues[name].store.inbox(state.id): name
+            for name in state.waiting
+            if not self.refused.skipping(name)
+        }
+        wakes = {state.queues[name].keys.wake: name for name in free}
+        keys = [*inboxes, *wakes]
+        if not keys:  # every queue with room is refused: wait for a slot or a retry
+            self._wait_for_slot(timeout)
+            return
         try:
             with reporting_unavailable(self.client):
                 popped = wait_for_work(self.client, keys, timeout)
         except RedisUnavailable:
             state.unsure.update(inboxes.values())  # a handed run may have been popped
             raise
+        except redis.ResponseError as exc:  # WRONGTYPE: a list replaced (by hand?)
+            self._refuse_wrong_lists({**inboxes, **wakes}, exc)
+            return
         if popped is not None and popped[0] in inboxes:
             self._take_handed(state.queues[inboxes[popped[0]]], popped[1])
+
+    def _refuse_wrong_lists(self, queues_by_key: dict[str, str], exc: redis.ResponseError) -> None:
+        """Find which of the lists a blocking wait was refused on is not a list, and skip its
+        queue as a refused claim would be: the other queues' waits go on."""
+        try:
+            with reporting_unavailable(self.client):
+                pipe = self.client.pipeline(transaction=False)
+                for key in queues_by_key:
+                    pipe.type(key)
+                kinds = pipe.execute()
+        except RedisUnavailable:
+            return  # the next wait tells
+        for (key, name), kind in zip(queues_by_key.items(), kinds, strict=True):
+            if kind not in ("list", "none"):
+                wrong = redis.ResponseError(f"{key} is a {kind}, not a list ({exc})")
+                self.refused.failed(name, wrong, READING_KEYS)
 
     def _take_handed(self, q: ConvoyQueue, message: str) -> None:
         """Run a job an add handed to this worker (the claim round that follows takes any
@@ -254,16 +298,17 @@ class Claimer:
         self.state.waiting = frozenset()
 
     def hand_back_unstarted(self, q: ConvoyQueue, runs: list[Run]) -> None:
-        """Return runs handed to this worker after it began to stop, giving their attempts
-        back (none of them started); the jam guard recovers them if Redis is away."""
+        """Return runs that never started (handed to this worker as it stopped, or whose child
+        died setting up as it did), giving their attempts back; the jam guard recovers them
+        if Redis is away."""
         if not runs:
             return
         try:
             q.handback([(run.id, run.token) for run in runs], started=False)
         except RedisUnavailable as exc:
             logger.error(
-                "%s: could not hand back %d runs handed to a stopping worker (%s); the jam "
-                "guard will recover them",
+                "%s: could not hand back %d runs that never started (%s); the jam guard will "
+                "recover them",
                 q.name,
                 len(runs),
                 exc,

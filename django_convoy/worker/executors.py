@@ -3,6 +3,16 @@
 With ``--pool processes`` each executor drives a child process (``pool.py``), so a job past
 JOB_TIMEOUT can be killed. A thread cannot be killed: a timed-out thread runs its job to the end
 (its outcome discarded) while a fresh executor takes its slot.
+
+Quarantine: a job back from a jam (its worker died, or stalled past the lease, while running
+it) may be what killed that worker, or may only have been running beside what did. Its last
+chance, the run after its MAX_JAMS-th jam (one more would fail it as jammed), runs in
+quarantine with ``--pool threads``: in a child process of the worker's ``Quarantine`` (at most
+``QUARANTINE_CHILDREN`` at once). If it kills its process again, only that child dies, and the
+job fails as a crash, under MAX_ATTEMPTS; a job that was only running beside it completes
+there. Not from its first jam: most are no job's doing (a deploy, the OOM killer, a lost
+machine), and a child takes a while to start, which a worker that keeps dying may not give
+it. With ``--pool processes`` every job runs in a child anyway.
 """
 
 from __future__ import annotations
@@ -12,10 +22,12 @@ import time
 from collections.abc import Callable
 
 from .execution import error_record, execute
-from .pool import ChildDied, ChildProcess
+from .pool import ChildDied, ChildProcess, Quarantine
 from .state import ActiveRun, Outcome, WorkerState
 
 POOLS = ("threads", "processes")
+QUARANTINE_CHILDREN = 4  # per worker: each is a process with Django set up
+SIGNAL_NOTICE_SECONDS = 0.5  # ample for the main thread to run a signal handler
 
 
 class Executors:
@@ -35,6 +47,10 @@ class Executors:
         self._start_thread = start_thread
         self._wake_keeper = wake_keeper  # a run's deadline may be sooner than the keeper's
         self.children: list[ChildProcess] = []  # lock (state's)
+        # Last chances (runs after MAX_JAMS jams), on --pool threads: in the quarantine's children.
+        self.quarantine = Quarantine(
+            state.id, min(QUARANTINE_CHILDREN, sum(state.slots.values())), self.children, state.lock
+        )
         self._retired: set[threading.Thread] = set()  # lock; executors that end after this run
         self.started = 0  # how many executor threads were started (shutdown sends each a None)
 
@@ -69,9 +85,7 @@ class Executors:
         with self.state.lock:
             children = list(self.children)
         for child in children:
-            child.process.join(max(0.0, deadline - time.monotonic()))
-            child.kill()
-            child.process.join(1.0)
+            child.retire(max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         me = threading.current_thread()
@@ -92,20 +106,48 @@ class Executors:
                 child.stop()
 
     def _execute(self, active: ActiveRun) -> Outcome:
+        if active.child is not None or not self._quarantined(active):
+            return self._execute_here(active)
+        child = None if active.abandoned else self.quarantine.take()  # may wait for one
+        try:
+            with self.state.lock:
+                if active.abandoned:  # handed back, or its lease lost, while it waited
+                    active.executing = False
+                    return Outcome(active, None, None, 0.0)
+                active.child = child  # the keeper kills it at the job's timeout
+            return self._execute_here(active)
+        finally:
+            if child is not None:
+                self.quarantine.give_back(child)
+
+    def _quarantined(self, active: ActiveRun) -> bool:
+        """Whether the run is its job's last chance, so executes in quarantine (module doc)."""
+        if self.pool != "threads" or not active.run.jams:
+            return False
+        return active.run.jams >= self.state.queues[active.run.queue].config.max_jams
+
+    def _execute_here(self, active: ActiveRun) -> Outcome:
         run, started = active.run, time.perf_counter()
         final: bool | None = None  # a crash: the queue's rule decides, as for a timeout
+        began = False
         try:
             if active.child is not None:
                 active.child.wait_ready()
             self._start_clock(active)
+            began = True
             if active.child is None:
                 error, final, seconds = execute(run, self.state.id)
             else:
                 error, final, seconds = active.child.run(run)
         except ChildDied as exc:
+            seconds = time.perf_counter() - started
+            # Its child died setting up as the worker stopped (a Ctrl-C reaches the whole
+            # process group, and the child may die before the worker's handler has run):
+            # nothing of the job ran, so it goes back to its queue.
+            if not began and self.state.stop.wait(SIGNAL_NOTICE_SECONDS):
+                return Outcome(active, None, None, seconds, unstarted=True)
             error = error_record(run, exc, "crash", self.state.id)
             error["traceback"] = ""
-            seconds = time.perf_counter() - started
         except Exception as exc:
             # The pool itself failed (no child could start, say): fail the run, rather than
             # lose this executor and leave the run held for good.

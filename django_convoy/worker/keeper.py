@@ -4,6 +4,8 @@ Every keep interval (LEASE / 3) it renews the leases of the runs the worker hold
 heartbeat; it fails runs past JOB_TIMEOUT as they fall due, and runs the jam guard of the
 worker's queues every third interval. One queue's node being away (in a cluster) or one refused
 script must not stop the others' renewals: a lapsed lease means the same job on two workers.
+While Redis is unreachable it retries at least every LEASE / 6, so that its renewals land
+within the lease the jam guards hold recoveries for once Redis is back (``contact.py``).
 A run whose lease was lost is given up at once: its child is killed (``--pool processes``) or
 its thread retired, and its slot goes to a fresh executor.
 """
@@ -19,7 +21,9 @@ import time
 import redis
 
 from ..exceptions import JobTimeout, RedisUnavailable
-from .backoff import Backoff, Outages
+from ..ids import shown
+from .backoff import BACKOFF_CAP, BACKOFF_FIRST, Backoff, Outages
+from .contact import ContactWatch
 from .execution import error_record, finished, log_fields
 from .executors import Executors
 from .state import ActiveRun, WorkerState
@@ -41,9 +45,14 @@ class Keeper:
         self.executors = executors
         self.outages = outages
         self.run_jam_guard = run_jam_guard
+        # Scripts Redis refuses on a queue (a corrupt key): logged when that begins, once a
+        # minute, and when it ends, not on every try; the other queues go on.
+        self.renewals_refused, self.guard_refused = Outages(), Outages()
         self.fleet = next(iter(state.queues.values())).store.fleet
         lease = min(q.config.lease for q in state.queues.values())
         self.interval = max(0.05, lease / 3)
+        self.contact = ContactWatch(state.queues, lease)
+        self._held_until: dict[str, object] = {}  # the hold last logged, per queue
         self.stop = threading.Event()  # set by the worker once its runs are handed back
         self._wake = threading.Event()
         self._due = 0.0  # monotonic: when the keeper next wakes by itself
@@ -63,13 +72,15 @@ class Keeper:
         state = self.state
         next_keep = 0.0
         next_jam_guard = time.monotonic() + self.interval * 3
-        backoff = Backoff("renewing leases and the heartbeat")
+        cap = min(BACKOFF_CAP, self.interval / 2)
+        backoff = Backoff("renewing leases and the heartbeat", min(BACKOFF_FIRST, cap), cap)
         while not self.stop.is_set():
             now = time.monotonic()
             self._time_out_overdue(now)
             if now >= next_keep:
                 try:
-                    self._renew_and_beat()
+                    with self.contact.call():
+                        self._renew_and_beat()
                     if self.run_jam_guard and now >= next_jam_guard and not state.stop.is_set():
                         self._jam_guard()
                         next_jam_guard = now + self.interval * 3
@@ -119,7 +130,7 @@ class Keeper:
             logger.warning(
                 "%s %s attempt %d timed out after %s s; %s",
                 q.name,
-                run.id,
+                shown(run.id),
                 run.attempt,
                 q.config.job_timeout,
                 verdict,
@@ -142,11 +153,13 @@ class Keeper:
             except RedisUnavailable as exc:
                 if self.outages is None:
                     raise
+                self.contact.gap()
                 self.outages.failed(name, exc, f"renewing {len(actives)} leases")
                 continue  # the other queues' leases must not lapse meanwhile
-            except redis.ResponseError as exc:  # out of memory, a corrupt key: the same
-                logger.error("%s: Redis refused to renew %d leases (%s)", name, len(actives), exc)
+            except redis.ResponseError as exc:  # a corrupt key
+                self.renewals_refused.failed(name, exc, "renewing leases")
                 continue
+            self.renewals_refused.recovered(name)
             for active, renewed in zip(actives, replies, strict=True):
                 # A run that already ended has its ack on the way, which may have landed
                 # first: the ack's reply, not this refusal, says how it went.
@@ -155,7 +168,7 @@ class Keeper:
                 logger.warning(
                     "%s %s: lease lost, the job was taken from this run; %s",
                     name,
-                    active.run.id,
+                    shown(active.run.id),
                     "its child is killed" if active.child else "its outcome will not count",
                 )
                 self._give_up(active)
@@ -164,6 +177,7 @@ class Keeper:
         except RedisUnavailable as exc:
             if self.outages is None:
                 raise
+            self.contact.gap()
             self.outages.failed("{workers}", exc, "the heartbeat")
         else:
             if self.outages is not None:
@@ -196,17 +210,34 @@ class Keeper:
     def _jam_guard(self) -> None:
         for q in self.state.queues.values():
             try:
-                recovered = q.jam_guard()
+                sent_ms = self.contact.reckoned_ms(q.name, q.store.clock_ms)
+                resumed = self.contact.owed(q.name)
+                with self.contact.call():
+                    guarded = q.jam_guard_round(resumed=resumed, sent_ms=sent_ms)
+                    self.contact.saw(q.name, guarded.redis_ms)
+                    if resumed:
+                        self.contact.told(q.name)
             except RedisUnavailable as exc:
                 if self.outages is None:
                     raise
                 self.outages.failed(q.name, exc, "the jam guard")
                 continue
             except redis.ResponseError as exc:
-                logger.error("%s: Redis refused the jam guard (%s)", q.name, exc)
+                self.guard_refused.failed(q.name, exc, "the jam guard")
                 continue
-            for job in recovered:
-                logger.warning("%s %s: jammed, %s; %s", q.name, job.id, job.reason, job.action)
+            self.guard_refused.recovered(q.name)
+            if guarded.held_until and guarded.held_until != self._held_until.get(q.name):
+                logger.warning(
+                    "%s: Redis is back from an outage: the jam guard recovers nothing until %s "
+                    "(live workers renew their leases first)",
+                    q.name,
+                    f"{guarded.held_until:%H:%M:%S} UTC",
+                )
+            self._held_until[q.name] = guarded.held_until
+            for job in guarded.recovered:
+                logger.warning(
+                    "%s %s: jammed, %s; %s", q.name, shown(job.id), job.reason, job.action
+                )
 
     def deregister(self) -> None:
         """Leave the workers registry (a clean stop)."""

@@ -1,9 +1,10 @@
-"""``--pool processes``: child processes that run jobs, so a hung or crashing job costs a child.
+"""Child processes that run jobs, so a hung or crashing job costs a child, not the worker.
 
-Each executor thread of the worker drives one child over a pipe, one job at a time. Children are
-spawned (not forked: the worker has threads and open connections) and set up Django themselves,
-so they inherit no database or Redis connection. A child that dies mid-job is replaced; the
-worker kills a child whose job passed JOB_TIMEOUT.
+With ``--pool processes`` each executor thread of the worker drives one child over a pipe, one
+job at a time; on threads, the ``Quarantine`` lends children to jobs on their last chance.
+Children are spawned (not forked: the worker has threads and open connections) and set up
+Django themselves, so they inherit no database or Redis connection. A child that dies mid-job
+is replaced; the worker kills a child whose job passed JOB_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..store import Run
 
 Result = tuple[dict[str, Any] | None, bool, float]
 ORPHAN_CHECK_SECONDS = 0.2
+WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ChildDied(ConvoyError):
@@ -33,20 +35,35 @@ class ChildProcess:
     def __init__(self, worker_id: str):
         self.worker_id = worker_id
         self._context = multiprocessing.get_context("spawn")
+        # Held while a child starts: shutdown must not join a process that is half started,
+        # nor see a replacement start after it retired the child.
+        self._lock = threading.Lock()
+        self.retired = False
         self._start()
 
     def _start(self) -> None:
-        parent_end, child_end = self._context.Pipe()
-        self.process = self._context.Process(
-            target=_child_main,
-            args=(child_end, self.worker_id),
-            daemon=True,
-            name="convoy-child",
-        )
-        self.process.start()
-        child_end.close()
-        self.connection: Connection = parent_end
-        self.ready = False
+        with self._lock:
+            if self.retired:
+                raise ChildDied("The worker is stopping: no new child process is started.")
+            parent_end, child_end = self._context.Pipe()
+            process = self._context.Process(
+                target=_child_main,
+                args=(child_end, self.worker_id),
+                daemon=True,
+                name="convoy-child",
+            )
+            # The child must never get the worker's signals (a Ctrl-C reaches the whole
+            # process group): it ignores them from _child_main on, and until then they wait,
+            # blocked, in the mask it inherits from this thread.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            child_end.close()
+            self.process = process
+            self.connection: Connection = parent_end
+            self.ready = False
 
     def wait_ready(self) -> None:
         """Wait until the child has set Django up (seconds, once per child)."""
@@ -74,13 +91,26 @@ class ChildProcess:
         self.process.join(timeout=5)
         code = self.process.exitcode
         self.connection.close()
-        self._start()
+        try:
+            self._start()
+        except ChildDied:
+            pass  # retired meanwhile: the worker is stopping
         return code
 
     def kill(self) -> None:
         """Kill the child at once (its job timed out, or the worker is leaving)."""
-        if self.process.is_alive():
-            self.process.kill()
+        with self._lock:
+            if self.process.is_alive():
+                self.process.kill()
+
+    def retire(self, patience: float) -> None:
+        """Give an idle child ``patience`` seconds to exit as asked, then kill it; it is not
+        replaced after that (shutdown)."""
+        with self._lock:
+            self.retired = True
+        self.process.join(patience)
+        self.kill()
+        self.process.join(1.0)
 
     def stop(self) -> None:
         """Ask an idle child to exit; kill it if it does not."""
@@ -91,6 +121,45 @@ class ChildProcess:
         self.process.join(timeout=2)
         self.kill()
         self.process.join(timeout=2)
+
+
+class Quarantine:
+    """The children that run jobs on their last chance for a worker on threads: up to ``size`` at
+    once, each started when first needed and kept for the next such job."""
+
+    def __init__(self, worker_id: str, size: int, started: list[ChildProcess], lock: Any):
+        self.worker_id = worker_id
+        self.size = size
+        self._started = started  # the worker's list of its children (to stop at shutdown)
+        self._started_lock = lock
+        self._free: list[ChildProcess] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def take(self) -> ChildProcess:
+        """A child for one job: a free one, a new one, or the next one freed."""
+        with self._cond:
+            while not self._free and self._count >= self.size:
+                self._cond.wait()
+            if self._free:
+                return self._free.pop()
+            self._count += 1
+        try:
+            child = ChildProcess(self.worker_id)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        with self._started_lock:
+            self._started.append(child)
+        return child
+
+    def give_back(self, child: ChildProcess) -> None:
+        """The job is over: the child (or the replacement of one that died) runs the next."""
+        with self._cond:
+            self._free.append(child)
+            self._cond.notify()
 
 
 def _describe_exit(code: int | None) -> str:
@@ -114,21 +183,22 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def _child_main(connection: Connection, worker_id: str) -> None:
     # The worker decides when children stop: a Ctrl-C or SIGTERM meant for the worker must not
-    # kill a job mid-way (the worker hands it back, or kills the child itself).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # kill a job mid-way (the worker hands it back, or kills the child itself). Ignored, the
+    # signals that came while they were blocked (ChildProcess._start) are discarded.
+    for signum in WORKER_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     import django
 
     django.setup()
     from .execution import execute
 
-    connection.send("ready")
-    while True:
-        try:
-            message = connection.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        connection.send(execute(Run(*message), worker_id))
+    # The worker closes its end when it is done with this child (it stopped, or gave up on
+    # the job): that ends the child quietly, not with a BrokenPipe traceback.
+    try:
+        connection.send("ready")
+        while (message := connection.recv()) is not None:
+            connection.send(execute(Run(*message), worker_id))
+    except (EOFError, OSError):
+        return

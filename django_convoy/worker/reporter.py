@@ -15,6 +15,7 @@ import time
 import redis
 
 from ..exceptions import RedisUnavailable
+from ..ids import shown
 from ..signals import job_finished
 from .backoff import Backoff
 from .claimer import Claimer
@@ -113,10 +114,13 @@ class Reporter:
                 logger.warning(
                     "%s %s: outcome not reported, %s (%.1f ms)",
                     active.run.queue,
-                    active.run.id,
+                    shown(active.run.id),
                     active.abandoned,
                     outcome.seconds * 1000,
                 )
+                state.forget(active)
+            elif outcome.unstarted:
+                self.claimer.hand_back_unstarted(state.queues[active.run.queue], [active.run])
                 state.forget(active)
             elif outcome.error is None:
                 acks.setdefault(active.run.queue, []).append(outcome)
@@ -152,7 +156,7 @@ class Reporter:
                     logger.info(
                         "%s %s attempt %d done in %.1f ms%s",
                         name,
-                        run.id,
+                        shown(run.id),
                         run.attempt,
                         outcome.seconds * 1000,
                         "; rerun queued" if reply == 2 else "",
@@ -164,7 +168,7 @@ class Reporter:
                     "expired and it was taken over, or it was removed; or this same ack "
                     "landed before and its reply was lost)",
                     name,
-                    run.id,
+                    shown(run.id),
                     extra=log_fields(run, outcome.seconds, verdict),
                 )
         self.state.forget_all([outcome.active for outcome in outcomes])
@@ -183,7 +187,7 @@ class Reporter:
             logger.warning(
                 "%s %s: failure report refused, the job was taken from this run",
                 run.queue,
-                run.id,
+                shown(run.id),
                 extra=extra,
             )
         else:
@@ -191,7 +195,7 @@ class Reporter:
             logger.warning(
                 "%s %s attempt %d failed in %.1f ms (%s: %s); %s",
                 run.queue,
-                run.id,
+                shown(run.id),
                 run.attempt,
                 outcome.seconds * 1000,
                 outcome.error["type"],

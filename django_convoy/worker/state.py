@@ -47,6 +47,9 @@ class Outcome:
     # did not say (its child died): the queue's rule decides from the attempts.
     final: bool | None
     seconds: float
+    # The job never started (its child died setting up while the worker was stopping): the
+    # run goes back to its queue, its attempt given back.
+    unstarted: bool = False
 
 
 class WorkerState:

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..exceptions import ConvoyError, RedisUnavailable
-from ..health import eviction_warning
+from ..health import eviction_warning, memory_warnings
+from ..ids import shown
 from ..queue import ConvoyQueue, get_queue
 from .claimer import Claimer
 from .executors import Executors
@@ -119,6 +120,8 @@ class Worker:
         )
         if warning := eviction_warning(self.claimer.client):
             logger.warning(warning)
+        for _, warning in memory_warnings(self.claimer.client):
+            logger.warning(warning)
         try:
             self.claimer.loop()
         finally:
@@ -204,6 +207,6 @@ class Worker:
                 logger.warning(
                     "%s %s: %s",
                     name,
-                    active.run.id,
+                    shown(active.run.id),
                     "handed back to the queue" if reply else "already taken over",
                 )

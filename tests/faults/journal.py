@@ -56,13 +56,14 @@ class RunRecord:
     id: str
     token: int
     attempt: int
-    pid: int
+    pid: int  # the process the job ran in: the worker, or a child of it
     start: int  # ns, monotonic
     tag: Any = None
     wall: float = 0.0  # the process's wall clock at the start (skewed on purpose, sometimes)
     end: int | None = None  # None: the process died (or is still running) mid-run
     ok: bool | None = None  # the job's code returned (True) or raised (False)
     owner: bool | None = None  # did the run still own the job at ``end`` (None: unknown)
+    worker_pid: int = 0  # the worker's process (``pid``, or the parent of a child running it)
 
     @property
     def completed(self) -> bool:
@@ -92,6 +93,7 @@ def read_runs(directory: Path) -> list[RunRecord]:
                 token=rec["tok"],
                 attempt=rec["att"],
                 pid=rec["pid"],
+                worker_pid=rec.get("wpid", rec["pid"]),
                 start=rec["t"],
                 tag=rec.get("tag"),
                 wall=rec.get("wall", 0.0),

@@ -111,9 +111,10 @@ def kill_storm(
     stalled = [
         run
         for run in earlier
-        if run.pid not in killed and f"{run.queue} {run.id}: " in logs.get(run.pid, "")
+        if run.worker_pid not in killed
+        and f"{run.queue} {run.id}: " in logs.get(run.worker_pid, "")
     ]
-    unexplained = [run for run in earlier if run.pid not in killed and run not in stalled]
+    unexplained = [run for run in earlier if run.worker_pid not in killed and run not in stalled]
     reruns = len(runs) - jobs
     recoveries = [kill.recovered_after for kill in kills if kill.held]
     # Every run a dead worker left must have been recovered by a jam guard (nothing else may

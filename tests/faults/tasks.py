@@ -13,6 +13,7 @@ Jobs are plain ``add_job`` jobs whose payload says what to do (all keys optional
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -37,6 +38,9 @@ def perform(job_id: str, payload: Any) -> None:
             "t": journal.now_ns(),
             **base,
             "att": job.attempt,
+            # The worker's pid: this process's, or its parent's in a child of the worker (the
+            # process pool, or the quarantine of jobs back from a jam).
+            "wpid": os.getppid() if multiprocessing.parent_process() else os.getpid(),
             "tag": spec.get("tag"),
             "wall": time.time(),  # this process's wall clock: the clock-skew scenario reads it
         },

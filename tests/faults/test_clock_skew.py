@@ -68,8 +68,8 @@ def test_skewed_worker_clocks_cause_no_jam_and_no_rerun(cluster: Cluster):
     offsets = {
         name: round(sum(map(offset, rs)) / len(rs) if rs else 0, 1)
         for name, rs in (
-            ("ahead", [r for r in runs if r.pid == ahead.pid]),
-            ("behind", [r for r in runs if r.pid == behind.pid]),
+            ("ahead", [r for r in runs if r.worker_pid == ahead.pid]),
+            ("behind", [r for r in runs if r.worker_pid == behind.pid]),
         )
     }
     logs = ahead.output() + behind.output() + guard.output()

@@ -142,6 +142,7 @@ class Garbage:
     outcome: str = "done"  # what the target job must end as: done | failed | lost (the
     # garbage itself overwrote the key holding it: its record is left, unreachable)
     error: str = ""  # for failed: the recorded error must say this
+    as_hash: bool = False  # the whole key replaced by a HASH (else by a string)
 
 
 GARBAGE = [
@@ -191,6 +192,8 @@ GARBAGE = [
     Garbage("throughput-wrong-type", "throughput", "x", entry=False),
     Garbage("stats-wrong-type", "stats", "x", entry=False),
     Garbage("idle-wrong-type", "idle", "x", entry=False),
+    # The idle worker blocks on the wake list: the wait is refused too (WRONGTYPE), not a script.
+    Garbage("wake-wrong-type", "wake", "x", entry=False, as_hash=True),
     Garbage("queued-wrong-type", "queued", "x", entry=False, outcome="lost"),
     Garbage(
         "queued-wrong-type-job-due",
@@ -206,6 +209,9 @@ def write_garbage(queue: Queue, case: Garbage, target: str) -> None:
     key = getattr(queue.keys, case.key)
     if case.entry:
         queue.client.hset(key, target, case.value)
+    elif case.as_hash:
+        queue.client.delete(key)
+        queue.client.hset(key, "x", case.value)
     else:
         queue.client.delete(key)
         queue.client.set(key, case.value)
@@ -275,6 +281,7 @@ def garbage_case(cluster: Cluster, case: Garbage, db: int) -> dict:
     alive = worker.alive
     worker.stop()
     runs = cluster.runs()
+    log = worker.output()
     error = json.loads(queue.client.hget(queue.keys.errors, target) or "{}")
     return {
         "worker_alive": alive,
@@ -284,7 +291,10 @@ def garbage_case(cluster: Cluster, case: Garbage, db: int) -> dict:
         "target_error": error.get("message", "")[:100],
         "add_errors": add_errors,
         "left_behind": checker.left_behind(queue.client, queue.keys),
-        "tracebacks": worker.output().count("Traceback"),
+        "tracebacks": log.count("Traceback"),
+        # a queue refused by Redis is logged once when that begins and once when it ends
+        "refusals_logged": log.count("faults: reading the queue's keys failed"),
+        "read_again_logged": log.count("faults: reading the queue's keys works again"),
     }
 
 
@@ -317,3 +327,40 @@ def test_garbage_in_redis_costs_at_most_its_job_and_the_worker_keeps_running(gar
         left = {key: ids for key, ids in left.items() if ids != [f"{case.name}-target"]}
     assert left == {}
     assert result["tracebacks"] == 0
+    assert result["refusals_logged"] == result["read_again_logged"] <= 1
+    if not case.entry:  # the queue was refused until the repair: said once, with the key
+        assert result["refusals_logged"] == 1
+
+
+def test_a_corrupt_key_in_one_queue_never_stops_the_jam_guard_of_the_others(cluster: Cluster):
+    """``convoy_jamguard`` over two queues, one of whose processing sets is a string: the other
+    queue's jammed job is recovered, the bad queue is said once with its key, and once it is
+    repaired it is guarded again."""
+    queue, side = cluster.queue("faults"), cluster.queue("faults-side")
+    queue.client.set(queue.keys.processing, "garbage")
+    side.add_job("jammed-beside")
+    side.claim(1, "ghost-worker")
+    side.client.zadd(side.keys.processing, {"jammed-beside": 1}, xx=True)  # long expired
+    guard = cluster.jamguard("faults", "faults-side")
+    cluster.wait_for(lambda: side.stats()["queued"] == 1, 30, "the other queue's job recovered")
+    time.sleep(1.0)  # a few more rounds over the corrupt queue
+    queue.client.delete(queue.keys.processing)  # the operator repairs it
+    cluster.wait_for(lambda: "read again" in guard.output(), 30, "the repaired queue guarded")
+    alive = guard.alive
+    cluster.stop_all()
+    output = guard.output()
+    refusals = [line for line in output.splitlines() if "refused to read" in line]
+    checker.report(
+        "fuzz: convoy_jamguard over a queue with a corrupt key",
+        guard_alive=alive,
+        other_queue_recovered=side.get_job("jammed-beside").state == "queued",
+        refusal_lines=len(refusals),
+        refusal=refusals[0][:140] if refusals else "",
+        read_again_lines=output.count("read again"),
+        tracebacks=output.count("Traceback"),
+    )
+    assert alive
+    assert len(refusals) == 1
+    assert queue.keys.processing in refusals[0]
+    assert output.count("read again") == 1
+    assert "Traceback" not in output

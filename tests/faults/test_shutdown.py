@@ -41,7 +41,9 @@ def test_sigkill_during_the_grace_period_loses_nothing(cluster: Cluster):
     runs = cluster.runs()
     ids = held + waiting
     restarted = [
-        run.start / 1e9 - killed_at for run in runs if run.pid == second.pid and run.id in held
+        run.start / 1e9 - killed_at
+        for run in runs
+        if run.worker_pid == second.pid and run.id in held
     ]
     checker.report(
         "8 SIGTERM mid-job, SIGKILL 1 s into a 10 s grace",

@@ -70,7 +70,9 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
             **({"CONVOY_FAULT_PLAN": "ack_claim:1:before:stop"} if stall == "ack-stop" else {}),
         )
         cluster.wait_for(
-            lambda: sum(run.pid == old.pid for run in cluster.runs()) == JOBS, 30, "all started"
+            lambda: sum(run.worker_pid == old.pid for run in cluster.runs()) == JOBS,
+            30,
+            "all started",
         )
         # The new owner and a jam guard are up before the stall (their start-up is not timed).
         new = cluster.worker("faults", name="new-owner")
@@ -88,8 +90,20 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
             else:
                 old.signal(signal.SIGSTOP)
             stalled_at = stall_began = time.monotonic()
-        time.sleep(max(0.0, stalled_at + 3 * LEASE - time.monotonic()))
-        taken = {run.id: run.start for run in cluster.runs() if run.pid == new.pid}
+        # Taken over: Redis holds the job for the new owner (its runs start as the quarantine
+        # of jobs back from a jam lends them children).
+        taken: dict[str, float] = {}
+        while (now := time.monotonic()) < stalled_at + 3 * LEASE:
+            for job_id, run in queue.client.hgetall(queue.keys.run).items():
+                if run.split("|", 2)[2].rsplit(".", 2)[1] == str(new.pid):
+                    taken.setdefault(job_id, now)
+            time.sleep(0.05)
+        # The stall goes on until the new owner runs them all (each in a child: a while).
+        cluster.wait_for(
+            lambda: {r.id for r in cluster.runs() if r.worker_pid == new.pid} == set(ids),
+            30,
+            "the new owner runs every job taken over",
+        )
         if proxy:
             proxy.heal()
         else:
@@ -100,7 +114,7 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
             answered = {job_id for job_id in ids if f"faults {job_id}:" in old.output()}
             # The old runs go on after their lease lost (a thread cannot be stopped): wait for
             # their ends too, or stopping the worker cuts them off unrecorded.
-            ended = all(run.end is not None for run in cluster.runs() if run.pid == old.pid)
+            ended = all(run.end is not None for run in cluster.runs() if run.worker_pid == old.pid)
             return queue.stats()["processed_total"] == JOBS and answered == set(ids) and ended
 
         cluster.wait_for(
@@ -117,7 +131,7 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
     late_acks_accepted = [entry for entry in checker.acks(old_log) if entry[1] in ids]
     new_acks = {job_id for _, job_id, _ in checker.acks(new_log)}
     live, zombie = checker.overlaps(runs)
-    takeover = [start / 1e9 - stall_began for start in taken.values()]
+    takeover = [at - stall_began for at in taken.values()]
     attempted = sum(refused.values()) + len(late_acks_accepted)
     checker.report(
         f"4 stalled worker ({stall}, {3 * LEASE:.0f} s = 3 leases, {JOBS} jobs held)",
@@ -138,7 +152,7 @@ def stalled_worker(cluster: Cluster, stall: str) -> None:
     if stall == "ack-stop":
         assert refused["ack"] >= 1  # the acks that waited at the hook (one batch or more)
     assert not live
-    old_runs = [run for run in runs if run.pid == old.pid]
+    old_runs = [run for run in runs if run.worker_pid == old.pid]
     if stall != "ack-stop":  # these ran through the stall: zombies, fenced off
         assert len(zombie) == JOBS
         assert all(run.owner is False for run in old_runs)

@@ -480,7 +480,8 @@ end
 -- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter and
 -- the queue's birth time (the counter only grows and the birth never changes, unless Redis
 -- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
--- attempt, token.
+-- attempt, token, jams (after MAX_JAMS jams, its last chance runs in quarantine: see the worker's
+-- executors).
 local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
   local now = now_ms()
   local inbox = inbox_of(worker)
@@ -504,9 +505,10 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
     if owns(run[1], run[4]) then
       redis.call('ZADD', K.processing, int(now + lease), run[1])
       for _, part in ipairs(run) do out[#out + 1] = part end
+      out[#out + 1] = 0 -- a handed run is a fresh one: never jammed
     end
   end
-  max_jobs = max_jobs - (#out - 6) / 4
+  max_jobs = max_jobs - (#out - 6) / 5
   local popped = {}
   if redis.call('EXISTS', K.paused) == 1 then
     out[3] = 1
@@ -526,6 +528,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
     out[#out + 1] = m.body
     out[#out + 1] = m.attempts + 1
     out[#out + 1] = token
+    out[#out + 1] = m.jams
   end
   -- Pass the baton: if work is left, make sure another idle worker wakes for it.
   if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then

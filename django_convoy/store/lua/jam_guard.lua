@@ -1,15 +1,39 @@
 -- jam_guard: recover runs whose lease expired (their worker died or stopped renewing).
 -- ARGV: mode ('recover' | 'drop'), max_jams, limit, failed_ttl_ms, errorlog_keep,
---   errorlog_ttl_seconds
--- Returns per recovered job: id, action ('requeued' | 'failed' | 'rerun' | 'dropped'),
---   worker, started_ms, deadline_ms, attempts, jams
+--   errorlog_ttl_seconds, lease_ms, resumed (1: the caller's contact with Redis had a gap),
+--   sent_ms (Redis's time when the caller sent this call, as it reckons it; 0: unknown)
+-- Returns: now, held_until (0: not held), then per recovered job: id, action ('requeued' |
+--   'failed' | 'rerun' | 'dropped'), worker, started_ms, deadline_ms, attempts, jams
 -- Atomic: when many jam guards run at once, each jammed run is recovered exactly once.
+--
+-- The hold. After an outage every lease has expired by Redis's clock, the live workers' too:
+-- none could renew. So once Redis is back, no jam guard recovers anything on this queue for
+-- one lease, while live workers renew (a renewal works after expiry until a jam guard takes
+-- the job). Back means: Redis's run id changed (a restart, or a failover to another server),
+-- or a jam guard says its own contact with Redis had a gap (calls failed, or were held), or
+-- this very call was held (by a paused Redis, a stalled network) for a third of a lease.
+-- stats.server keeps the run id, stats.resumed when Redis was last seen back.
 refuse_corrupt_keys('list')
 local mode, max_jams, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
+local lease = tonumber(ARGV[7])
+local sent = tonumber(ARGV[9]) or 0
+local resumed = ARGV[8] == '1' or (sent > 0 and now - sent > lease / 3)
+local info = redis.pcall('INFO', 'server') -- refused where INFO is renamed: no run id then
+local server = type(info) == 'string' and string.match(info, 'run_id:(%w+)')
+if server then
+  local known = redis.call('HGET', K.stats, 'server')
+  if known ~= server then
+    redis.call('HSET', K.stats, 'server', server)
+    resumed = resumed or known ~= false -- the first guard of a queue notes it, no more
+  end
+end
+if resumed then redis.call('HSET', K.stats, 'resumed', int(now)) end
+local held_until = (tonumber(redis.call('HGET', K.stats, 'resumed')) or 0) + lease
+if now < held_until then return {int(now), int(held_until)} end
 local jammed = redis.call('ZRANGEBYSCORE', K.processing, '-inf', '(' .. int(now),
   'WITHSCORES', 'LIMIT', 0, limit)
-local out = {}
+local out = {int(now), 0}
 local requeued = false
 local actions = {}
 for i = 1, #jammed, 2 do
