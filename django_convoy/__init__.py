@@ -8,6 +8,7 @@ from .decorators import ConvoyTask, convoy_processor, convoy_task
 from .exceptions import (
     ConvoyError,
     InvalidJob,
+    JobCancelled,
     JobNotFound,
     NotReplicated,
     PayloadTooLarge,
@@ -25,6 +26,7 @@ __all__ = [
     "ConvoyTask",
     "InvalidJob",
     "Job",
+    "JobCancelled",
     "JobContext",
     "JobNotFound",
     "NotReplicated",

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .exceptions import JobCancelled
+
+# A run asks Redis whether it was cancelled at most this often: a task may check in a tight
+# loop, and one round trip per check would cost it (and Redis) more than its work.
+CANCEL_CHECK_SECONDS = 0.5
+
+
+@dataclass(eq=False)
+class _Lost:
+    """Whether a run's work still counts, as its worker or a recent read of Redis knows it."""
+
+    event: threading.Event = field(default_factory=threading.Event)  # the worker sets it
+    checked: float = float("-inf")  # monotonic: when Redis was last asked
 
 
 @dataclass(frozen=True)
@@ -14,6 +30,34 @@ class JobContext:
     id: str
     attempt: int
     token: str
+    # Set by the worker once the run's outcome no longer counts (its renewal was refused:
+    # cancelled, or taken over; or it timed out); absent in a child process.
+    lost: threading.Event | None = field(default=None, compare=False, repr=False)
+    _lost: _Lost = field(default_factory=_Lost, compare=False, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether this run should stop: it was cancelled (``Queue.cancel``), or otherwise no
+        longer holds its job (it timed out, or was taken over after its lease lapsed). Either
+        way nothing it writes counts. Asks Redis at most every ``CANCEL_CHECK_SECONDS``; the
+        worker tells it sooner when a renewal of the run's lease is refused."""
+        if (self.lost is not None and self.lost.is_set()) or self._lost.event.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._lost.checked < CANCEL_CHECK_SECONDS:
+            return False
+        self._lost.checked = now
+        from .queue import get_queue
+
+        if not get_queue(self.queue).still_owns(self.id, self.token):
+            self._lost.event.set()
+            return True
+        return False
+
+    def check_cancelled(self) -> None:
+        """Raise ``JobCancelled`` if the run should stop (see ``cancelled``)."""
+        if self.cancelled:
+            raise JobCancelled(f"Job {self.id!r} of queue {self.queue!r} was cancelled.")
 
 
 _current: ContextVar[JobContext | None] = ContextVar("convoy_current_job", default=None)

@@ -123,6 +123,11 @@ class ConvoyTask:
             priority=self.priority,
         )[0]
 
+    def cancel(self, *args: Any, **kwargs: Any) -> str | None:
+        """Cancel the job ``enqueue(*args, **kwargs)`` would add (``Queue.cancel``); return the
+        state it was in, or None when there was nothing to cancel."""
+        return get_queue(self.queue).cancel(self.id_for(*args, **kwargs))
+
     def enqueue_on_commit(self, *args: Any, using: str | None = None, **kwargs: Any) -> None:
         """Queue the run when the current transaction commits (never, if it rolls back)."""
         queue = get_queue(self.queue)  # fail now, in the caller's code, not after the commit

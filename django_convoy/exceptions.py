@@ -42,6 +42,11 @@ class JobTimeout(ConvoyError):
     """A job ran longer than its queue's ``JOB_TIMEOUT``."""
 
 
+class JobCancelled(ConvoyError):
+    """The job was cancelled (``Queue.cancel``): raised by ``current_job().check_cancelled()``
+    so that a task stops, and kept as the error of a cancelled job."""
+
+
 class JobNotFound(ConvoyError, LookupError):
     """An action named a job that is not (or no longer) in the state it needs.
 

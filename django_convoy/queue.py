@@ -171,6 +171,17 @@ class ConvoyQueue:
             )
         return state
 
+    def cancel(self, job_id: str | int, *, by: str = "") -> str | None:
+        """Cancel a job; return the state it was in, or None when there was nothing to cancel.
+
+        A queued or scheduled job is removed and its id released. A processing or jammed job's
+        run loses its job at once (its fence is revoked: nothing it writes afterwards counts;
+        its worker notices within a lease renewal) and the job is kept as failed, cancelled
+        ``by`` whom, for ``FAILED_TTL``. A pending rerun is dropped too.
+        """
+        state = self.store.cancel(normalise_id(job_id), by, self.failed_ttl_ms)
+        return state or None
+
     def requeue_failed(self, job_ids: Iterable[str | int] | None = None) -> list[str]:
         """Give failed jobs (these, or all of them) a fresh run; return the ids queued.
 

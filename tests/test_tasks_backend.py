@@ -466,3 +466,33 @@ def test_an_idle_worker_is_handed_a_task_run_without_claiming_it(monkeypatch, re
         wait_until(lambda: tasks.calculate_meaning_of_life.get_result(result.id).is_finished)
     assert tasks.calculate_meaning_of_life.get_result(result.id).return_value == 42
     assert claimed == []  # no claim returned it: the add handed it over
+
+
+def test_a_run_cancelled_before_it_ran_reads_failed_with_a_job_cancelled_error():
+    result = tasks.noop_task.enqueue()
+    assert get_queue("default").cancel(result.id) == "queued"
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert [e.exception_class_path for e in result.errors] == [
+        "django_convoy.exceptions.JobCancelled"
+    ]
+    assert get_queue("default").get_job(result.id) is None  # its id is free
+
+
+def test_a_run_cancelled_while_running_reads_failed_and_cannot_write_its_result(gate):
+    queue = get_queue("default")
+    result = tasks.held_first_time.enqueue()
+    (run,) = queue.claim(1, "worker-a").runs
+    late = threading.Thread(target=execute, args=(run, "worker-a"))
+    late.start()
+    wait_until(lambda: tasks.held_first_time.get_result(result.id).status == "RUNNING")
+    assert queue.cancel(result.id, by="alice") == "processing"
+    gate.set()  # the task returns only now: its result write is refused
+    late.join(5)
+    assert queue.ack([(run.id, run.token)]) == [0]
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert [e.exception_class_path for e in result.errors] == [
+        "django_convoy.exceptions.JobCancelled"
+    ]
+    assert result.worker_ids == ["worker-a"]

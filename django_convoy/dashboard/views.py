@@ -252,7 +252,7 @@ def job_action(
             request, model_admin, queue, chosen, chosen.question.format(**facts), job_id
         )
     try:
-        done = chosen.run(queue, job_id)
+        done = chosen.run(queue, job_id, request.user.get_username())
     except JobNotFound as exc:
         messages.error(request, f"{exc} Nothing was changed.")
         return HttpResponseRedirect(job_url(queue.name, job_id))

@@ -166,6 +166,19 @@ class QueueStore:
         outcome, state = self.call("remove", [job_id, allowed])
         return outcome, state
 
+    def cancel(self, job_id: str, by: str, failed_ttl_ms: int) -> str:
+        """Stop ``job_id`` (``cancel.lua``); return the state it was in, '' if none. A Django
+        task's run has its result marked FAILED in the same step: the first call learns which
+        result the job carries, the second passes its key (one round trip for other jobs)."""
+        result_id = ""
+        for _ in range(5):  # a job replaced between the calls by one with another result
+            extra = [self.result_key(result_id)] if result_id else []
+            reply = self.call("cancel", [job_id, by, failed_ttl_ms, result_id], extra)
+            if reply[0] != "result":
+                return reply[0]
+            result_id = reply[1]
+        raise RuntimeError(f"cancel of {job_id!r}: its job kept changing; try again")
+
     def requeue(self, job_ids: list[str] | None) -> list[str]:
         """Give failed jobs (these, or all) a fresh run; return the ids queued."""
         if job_ids is None:

@@ -51,6 +51,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("stats", replies.counts, writes=False),
         ScriptSpec("purge", replies.as_int),
         ScriptSpec("remove", replies.as_is),
+        ScriptSpec("cancel", replies.as_is),
         ScriptSpec("requeue", replies.as_is),
         ScriptSpec("resume", replies.as_int),  # not a MULTI: runs on a Redis Cluster too
         ScriptSpec("release_orphans", replies.as_is),

@@ -7,6 +7,7 @@ behaves the same in both.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -86,7 +87,7 @@ def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict
 
 
 def execute(
-    job: Run, worker: str, *, close_connections: bool = True
+    job: Run, worker: str, *, close_connections: bool = True, lost: threading.Event | None = None
 ) -> tuple[dict[str, Any] | None, bool, float]:
     """Run ``job`` here; return (error or None, whether the failure is final, seconds).
 
@@ -94,8 +95,9 @@ def execute(
     are handled around the job as Django handles them around a request, unless
     ``close_connections`` is False: ``testing.drain`` runs jobs on a test's own thread, whose
     connection may hold the test's transaction (Django's test client spares it the same way).
+    ``lost`` is set by the worker once the run's outcome no longer counts (``cancelled``).
     """
-    context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
+    context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token, lost))
     started = time.perf_counter()
     error, final = None, False
     try:

@@ -99,7 +99,7 @@ class Executors:
                 active.child.wait_ready()
             self._start_clock(active)
             if active.child is None:
-                error, final, seconds = execute(run, self.state.id)
+                error, final, seconds = execute(run, self.state.id, lost=active.lost)
             else:
                 error, final, seconds = active.child.run(run)
         except ChildDied as exc:

@@ -146,10 +146,11 @@ class Keeper:
             for active, renewed in zip(actives, replies, strict=True):
                 # A run that already ended has its ack on the way, which may have landed
                 # first: the ack's reply, not this refusal, says how it went.
-                if renewed or not self.state.abandon(active, "its lease was lost"):
+                if renewed or not self.state.abandon(active, "its job was taken from it"):
                     continue
                 logger.warning(
-                    "%s %s: lease lost, the job was taken from this run; %s",
+                    "%s %s: lease lost, the job was taken from this run (cancelled, or "
+                    "recovered after its lease lapsed); %s",
                     name,
                     active.run.id,
                     "its child is killed" if active.child else "its outcome will not count",

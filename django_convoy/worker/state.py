@@ -30,6 +30,8 @@ class ActiveRun:
     abandoned: str = ""
     thread: threading.Thread | None = None  # the executor running it
     child: ChildProcess | None = None  # with --pool processes, the child running it
+    # Set with abandoned: its job's current_job().cancelled reads it (threads pool).
+    lost: threading.Event = field(default_factory=threading.Event)
 
     @property
     def fence(self) -> tuple[str, str]:
@@ -165,4 +167,5 @@ class WorkerState:
             if not active.executing or active.abandoned:
                 return False
             active.abandoned = why
-            return True
+        active.lost.set()
+        return True
