@@ -6,6 +6,7 @@ here, never imported.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,7 +16,7 @@ from django.db import transaction
 from .ids import derive_id, normalise_id
 from .queue import get_queue
 from .store import AddResult, Run
-from .validation import check_add_options, encode_payload
+from .validation import check_add_options, encode_payload, task_policy
 
 # How a worker runs the job of an integration's task: given the run, its payload and the
 # worker's id, return the call that executes it.
@@ -73,6 +74,10 @@ class ConvoyTask:
     # A schedule named after the task (schedules/): a cron expression, or every N seconds.
     cron: str | None = None
     every: int | None = None
+    # The task's own policy (store.Policy) as its jobs carry it: "" when the queue's settings
+    # apply in full. Built once, by convoy_task, from its max_attempts, timeout, backoff,
+    # retry_on and expires.
+    policy_json: str = field(default="", repr=False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -121,6 +126,7 @@ class ConvoyTask:
             if_processing=self.if_processing,
             delay=self.delay,
             priority=self.priority,
+            policy_json=self.policy_json,
         )[0]
 
     def cancel(self, *args: Any, **kwargs: Any) -> str | None:
@@ -145,24 +151,36 @@ def convoy_task(
     priority: int = 0,
     cron: str | None = None,
     every: int | None = None,
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+    backoff: float | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    expires: Any = None,
 ) -> Any:
     """Register a function as a convoy task; usable bare (``@convoy_task``) or with options.
 
     ``cron`` or ``every`` also schedules it (with no arguments), as a ``CONVOY["SCHEDULE"]``
     entry named after the task's dotted path would; ``manage.py check`` validates them.
+    ``max_attempts``, ``timeout`` (seconds, 0: none) and ``backoff`` (seconds) override the
+    queue's ``MAX_ATTEMPTS``, ``JOB_TIMEOUT`` and ``RETRY_BACKOFF`` for this task's jobs;
+    ``retry_on`` retries only those exception types; ``expires`` (seconds after the add, or a
+    datetime) fails a job not started by then, with reason ``expired``. Each job carries them.
     """
 
     def register(func: Callable[..., Any]) -> ConvoyTask:
         check_add_options(if_processing, 0, priority)
+        name = f"{func.__module__}.{func.__qualname__}"
+        policy = task_policy(name, max_attempts, timeout, backoff, retry_on, expires)
         task = ConvoyTask(
             func=func,
-            name=f"{func.__module__}.{func.__qualname__}",
+            name=name,
             queue=queue,
             job_id=job_id,
             if_processing=if_processing,
             priority=priority,
             cron=cron,
             every=every,
+            policy_json=json.dumps(policy, separators=(",", ":")) if policy else "",
         )
         _tasks[task.name] = task
         return task

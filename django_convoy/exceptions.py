@@ -38,8 +38,13 @@ class JobJammed(ConvoyError):
     """A job's worker died or stopped renewing its lease more than ``MAX_JAMS`` times."""
 
 
-class JobTimeout(ConvoyError):
-    """A job ran longer than its queue's ``JOB_TIMEOUT``."""
+class JobTimeout(ConvoyError, TimeoutError):
+    """A job ran longer than its timeout (its task's ``timeout``, else its queue's
+    ``JOB_TIMEOUT``); a ``TimeoutError``, so ``retry_on=(TimeoutError,)`` retries it."""
+
+
+class JobExpired(ConvoyError):
+    """A job was not started before its task's ``expires``: it is failed, never run."""
 
 
 class JobCancelled(ConvoyError):

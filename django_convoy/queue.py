@@ -17,7 +17,19 @@ from .conf import QueueConfig, get_config
 from .exceptions import JobNotFound, UnknownQueue
 from .ids import normalise_id
 from .retries import failure_is_final, retry_delay
-from .store import BATCH, AddResult, ClaimBatch, DataMarks, Job, QueueStore, RecoveredJob, Run
+from .store import (
+    BATCH,
+    AddResult,
+    ClaimBatch,
+    DataMarks,
+    Job,
+    Policy,
+    QueueStore,
+    RecoveredJob,
+    Run,
+    body_prefix,
+    policy_of,
+)
 from .validation import check_add_options, encode_payload
 
 
@@ -107,13 +119,14 @@ class ConvoyQueue:
         if_processing: str = "ignore",
         delay: Any = 0,
         priority: int = 0,
+        policy_json: str = "",
     ) -> list[AddResult]:
-        """Add (id, payload JSON) entries for ``task``: validated first, then one script call
-        per ``store.BATCH`` entries."""
+        """Add (id, payload JSON) entries for ``task`` (with its policy, ``store.Policy``, as
+        JSON): validated first, then one script call per ``store.BATCH`` entries."""
         seconds = check_add_options(if_processing, delay, priority)
         ids = [normalise_id(job_id) for job_id, _ in entries]
         pairs: list[str] = []
-        prefix = '{"payload":' if task is None else '{"task":' + json.dumps(task) + ',"payload":'
+        prefix = body_prefix(task, policy_json)
         for job_id, (_, payload_json) in zip(ids, entries, strict=True):
             pairs += (job_id, prefix + payload_json + "}")
         replies = self.store.add(pairs, if_processing, int(seconds * 1000), priority)
@@ -230,11 +243,34 @@ class ConvoyQueue:
 
     def fail(self, run: Run, error: dict[str, Any], *, final: bool | None = None) -> str:
         """End a failed run: 'retry', 'failed', 'rerun', or 'stale' when it was taken meanwhile.
-        ``final`` None: the queue's rule (``retries.failure_is_final``) decides."""
+        ``final`` None: the rule (``is_final``) decides, for a run whose code could not say.
+        A retry waits its task's ``backoff`` (else the queue's ``RETRY_BACKOFF``), doubled
+        per attempt."""
+        policy = policy_of(run.body)
         if final is None:
-            final = failure_is_final(None, run.attempt, self.config.max_attempts)
-        delay_ms = -1 if final else int(retry_delay(run.attempt, self.config.retry_backoff) * 1000)
+            final = self.is_final(run, None, policy)
+        backoff = self.config.retry_backoff if policy.backoff is None else policy.backoff
+        delay_ms = -1 if final else int(retry_delay(run.attempt, backoff) * 1000)
         return self.store.fail(run, json.dumps(error), delay_ms, self.failed_ttl_ms)
+
+    def is_final(self, run: Run, exc: BaseException | None, policy: Policy | None = None) -> bool:
+        """Whether ``run`` failing with ``exc`` is its job's last run (``retries``' rule), by
+        its task's ``max_attempts`` and ``retry_on`` (``policy``), else the queue's."""
+        policy = policy or policy_of(run.body)
+        max_attempts = policy.max_attempts or self.config.max_attempts
+        return failure_is_final(exc, run.attempt, max_attempts, policy.retry_on)
+
+    def timeout_of(self, run: Run) -> float:
+        """Seconds ``run`` may take (0: no limit): its task's ``timeout``, else JOB_TIMEOUT."""
+        timeout = policy_of(run.body).timeout
+        return self.config.job_timeout if timeout is None else timeout
+
+    def expired(self, run: Run, policy: Policy) -> bool:
+        """Whether ``run``'s job was not started before its task's ``expires``, by Redis's
+        clock (one round trip, for jobs whose task has ``expires`` only)."""
+        now_ms, enqueued_ms = self.store.clock_and_enqueued(run.id)
+        deadline = policy.expires(enqueued_ms)
+        return deadline is not None and now_ms >= deadline
 
     def keep_result(self, run: Run, value: Any) -> bool:
         """Keep what ``run``'s code returned, as JSON, for the queue's ``RESULT_TTL``; a value

@@ -485,7 +485,7 @@ def test_a_run_cancelled_while_running_reads_failed_and_cannot_write_its_result(
     (run,) = queue.claim(1, "worker-a").runs
     late = threading.Thread(target=execute, args=(run, "worker-a"))
     late.start()
-    wait_until(lambda: tasks.held_first_time.get_result(result.id).status == "RUNNING")
+    wait_until(lambda: tasks.held_first_time.get_result(result.id).worker_ids)  # it started
     assert queue.cancel(result.id, by="alice") == "processing"
     gate.set()  # the task returns only now: its result write is refused
     late.join(5)

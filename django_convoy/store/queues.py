@@ -117,6 +117,11 @@ class QueueStore:
             sequence, born = pipe.execute()
         return DataMarks(to_int(sequence), born or "")
 
+    def clock_and_enqueued(self, job_id: str) -> tuple[int, int]:
+        """Redis's now and when ``job_id``'s job was added (ms; 0 if it has no record)."""
+        now_ms, enqueued_ms = self.call("enqueued_at", [job_id])
+        return now_ms, enqueued_ms
+
     def still_owns(self, job_id: str, token: str) -> bool:
         """Whether the run with ``token`` still holds ``job_id``."""
         with reporting_unavailable(self.client):

@@ -276,46 +276,6 @@ def state_times(state: str, score: Any) -> dict[str, datetime | None]:
     }
 
 
-def encode_body(task: str | None, payload_json: str) -> str:
-    """Build the stored body from an already encoded payload (no second serialisation)."""
-    if task is None:
-        return '{"payload":' + payload_json + "}"
-    return '{"task":' + json.dumps(task) + ',"payload":' + payload_json + "}"
-
-
-def decode_body(body: str) -> tuple[str | None, Any]:
-    """Return (task, payload) of a stored body; raise ValueError if it is not a convoy body."""
-    data = json.loads(body)
-    if not isinstance(data, dict) or "payload" not in data:
-        raise ValueError("not a convoy job body (a JSON object with a 'payload' key)")
-    task = data.get("task")
-    if task is not None and not isinstance(task, str):
-        raise ValueError(f"the body's task must be a string, not {task!r}")
-    return task, data["payload"]
-
-
-def split_body(head: str, *, complete: bool) -> tuple[str | None, str]:
-    """Return (task, the payload's JSON text or its start) from the start of a stored body.
-
-    ``encode_body`` writes ``{"task":<name>,"payload":<json>}`` or ``{"payload":<json>}`` with
-    the payload's compact JSON verbatim, so both can be read from a cut-off head without
-    decoding the whole body. Anything else is shown as it is.
-    """
-    task, rest = None, head
-    if head.startswith('{"task":'):
-        try:
-            task, end = json.JSONDecoder().raw_decode(head, len('{"task":'))
-        except ValueError:
-            return None, head
-        if not isinstance(task, str):
-            return None, head
-        rest = "{" + head[end + 1 :] if head[end : end + 1] == "," else ""
-    if not rest.startswith('{"payload":'):
-        return None, head
-    payload = rest[len('{"payload":') :]
-    return task, payload[:-1] if complete and payload.endswith("}") else payload
-
-
 @dataclass(frozen=True)
 class Tick:
     """What the tick script did with one tick of a schedule (see ``lua/tick.lua``)."""

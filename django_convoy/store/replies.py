@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .bodies import decode_body, split_body
 from .records import (
     DONE,
     ClaimBatch,
@@ -21,9 +22,7 @@ from .records import (
     Run,
     RunRecord,
     Tick,
-    decode_body,
     from_ms,
-    split_body,
     state_times,
     to_int,
 )
@@ -50,6 +49,11 @@ def as_is(queue: str, args: list[Any], reply: Any) -> Any:
 def as_int(queue: str, args: list[Any], reply: Any) -> int:
     """A count or a Redis-clock time."""
     return to_int(reply)
+
+
+def as_ints(queue: str, args: list[Any], reply: list[Any]) -> list[int]:
+    """Numbers: Redis-clock times, counts."""
+    return [to_int(item) for item in reply]
 
 
 def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool]]:

@@ -48,6 +48,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("handback", replies.as_is),
         ScriptSpec("jam_guard", replies.jam_rows),
         ScriptSpec("inspect", replies.job, writes=False),
+        ScriptSpec("enqueued_at", replies.as_ints, writes=False),
         ScriptSpec("stats", replies.counts, writes=False),
         ScriptSpec("purge", replies.as_int),
         ScriptSpec("remove", replies.as_is),

@@ -15,13 +15,11 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from ..conf import get_config
 from ..context import JobContext, _current
 from ..decorators import runner_of
-from ..exceptions import RedisUnavailable, UnknownTask
-from ..queue import get_queue
-from ..retries import failure_is_final
-from ..store import Run, decode_body
+from ..exceptions import JobExpired, RedisUnavailable, UnknownTask
+from ..queue import ConvoyQueue, get_queue
+from ..store import Policy, Run, decode_body, policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +69,16 @@ def keep_result(job: Run, value: Any) -> None:
         logger.warning("%s %s: result not kept: %s", job.queue, job.id, exc)
 
 
+def refuse_expired(queue: ConvoyQueue, job: Run, policy: Policy) -> None:
+    """Raise JobExpired if ``job`` was not started before its task's ``expires``: it then
+    fails for good with reason ``expired``, and its code never runs."""
+    if queue.expired(job, policy):
+        raise JobExpired(
+            f"Job {job.id!r} of queue {job.queue!r} expired before it started (its task's "
+            "expires); it was not run."
+        )
+
+
 def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict[str, Any]:
     """Describe a failure as convoy stores it (JSON): class path, message, traceback, reason."""
     cls = type(exc)
@@ -91,7 +99,9 @@ def execute(
 ) -> tuple[dict[str, Any] | None, bool, float]:
     """Run ``job`` here; return (error or None, whether the failure is final, seconds).
 
-    Whether a failure is final is ``retries.failure_is_final``'s to say. Database connections
+    Whether a failure is final is ``retries.failure_is_final``'s to say, by the task's policy
+    (``store.Policy``, carried in the body) or the queue's settings. A job whose task's
+    ``expires`` passed before it started fails as expired, without running. Database connections
     are handled around the job as Django handles them around a request, unless
     ``close_connections`` is False: ``testing.drain`` runs jobs on a test's own thread, whose
     connection may hold the test's transaction (Django's test client spares it the same way).
@@ -100,16 +110,20 @@ def execute(
     context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token, lost))
     started = time.perf_counter()
     error, final = None, False
+    queue = get_queue(job.queue)
+    policy = policy_of(job.body)
     try:
+        if policy.expires_in is not None or policy.expires_at_ms is not None:
+            refuse_expired(queue, job, policy)
         if close_connections:
             close_old_connections()
         value = resolve(job, worker)()
         if value is not None:
             keep_result(job, value)
     except BaseException as exc:  # noqa: B036 - a job must never take its thread down
-        max_attempts = get_config().queues[job.queue].max_attempts
-        final = failure_is_final(exc, job.attempt, max_attempts)
-        error = error_record(job, exc, "error", worker)
+        final = queue.is_final(job, exc, policy)
+        reason = "expired" if isinstance(exc, JobExpired) else "error"
+        error = error_record(job, exc, reason, worker)
     finally:
         seconds = time.perf_counter() - started
         if close_connections:

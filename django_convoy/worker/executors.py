@@ -117,8 +117,9 @@ class Executors:
         return Outcome(active, error, final, seconds)
 
     def _start_clock(self, active: ActiveRun) -> None:
-        """Start JOB_TIMEOUT when the job really starts (a new child takes a while to be ready)."""
-        timeout = self.state.queues[active.run.queue].config.job_timeout
+        """Start its timeout (its task's, else JOB_TIMEOUT) when the job really starts (a new
+        child takes a while to be ready)."""
+        timeout = active.timeout = self.state.queues[active.run.queue].timeout_of(active.run)
         if timeout:
             active.deadline = time.monotonic() + timeout
             self._wake_keeper(active.deadline)

@@ -19,6 +19,7 @@ import time
 import redis
 
 from ..exceptions import JobTimeout, RedisUnavailable
+from ..store import policy_of
 from .backoff import Backoff, Outages
 from .execution import error_record
 from .executors import Executors
@@ -101,17 +102,14 @@ class Keeper:
             if not self.state.abandon(active, "timed out"):
                 continue  # it finished meanwhile: its outcome stands
             run, q = active.run, self.state.queues[active.run.queue]
-            error = error_record(
-                run,
-                JobTimeout(
-                    f"Job {run.id!r} ran longer than JOB_TIMEOUT ({q.config.job_timeout} s)"
-                ),
-                "timeout",
-                self.state.id,
+            whose = (
+                "its task's timeout" if policy_of(run.body).timeout is not None else "JOB_TIMEOUT"
             )
+            timeout = JobTimeout(f"Job {run.id!r} ran longer than {whose} ({active.timeout} s)")
+            error = error_record(run, timeout, "timeout", self.state.id)
             error["traceback"] = ""
             try:
-                verdict = q.fail(run, error)
+                verdict = q.fail(run, error, final=q.is_final(run, timeout))
             except RedisUnavailable as exc:
                 verdict = f"not recorded ({exc})"
             self.state.count(failed=verdict in ("failed", "rerun"))
@@ -120,7 +118,7 @@ class Keeper:
                 q.name,
                 run.id,
                 run.attempt,
-                q.config.job_timeout,
+                active.timeout,
                 verdict,
             )
             self._give_up(active)

@@ -23,7 +23,8 @@ class ActiveRun:
 
     run: Run
     started: float = field(default_factory=time.monotonic)
-    deadline: float | None = None  # monotonic; from JOB_TIMEOUT, set by its executor
+    deadline: float | None = None  # monotonic; from its timeout, set by its executor
+    timeout: float = 0.0  # its task's timeout, else JOB_TIMEOUT; set by its executor
     executing: bool = True  # lock; False once its executor is done with it
     slot_held: bool = True  # lock; its slot passes on once its outcome is reported
     # lock; set once its outcome must not be reported: timed out, handed back, or lease lost.

@@ -96,3 +96,22 @@ def cancel_self(key: str) -> bool:
     job = current_job()
     get_queue(job.queue).cancel(job.id)
     return job.cancelled
+
+
+@convoy_task(queue="default", max_attempts=3, backoff=0, retry_on=(OSError,))
+def picky(key: str, error: str) -> None:
+    """Fail with ``error`` ("os" or "value"): only an OSError is retried, up to 3 runs."""
+    _log("start")
+    raise OSError(key) if error == "os" else ValueError(key)
+
+
+@convoy_task(queue="default", timeout=0.3, max_attempts=2, backoff=0)
+def overrun(key: str) -> None:
+    """Take longer than its own timeout (the queue's JOB_TIMEOUT would let it be)."""
+    _log("start")
+    time.sleep(1.5)
+
+
+@convoy_task(queue="default", expires=1)
+def perishable(key: str) -> None:
+    _log("start")
