@@ -32,6 +32,8 @@ from .store import (
 )
 from .validation import check_add_options, encode_payload
 
+PROGRESS_TTL_MS = 24 * 3600 * 1000  # a run's progress outlives its last report by a day
+
 
 def get_queue(name: str) -> ConvoyQueue:
     """Return the configured queue called ``name``."""
@@ -291,6 +293,13 @@ class ConvoyQueue:
                 False,
             )
         return self.store.keep_result(run, kept, text, ttl_ms)
+
+    def set_progress(self, run: Run, done: float, total: float | None, message: str) -> bool:
+        """Record how far ``run`` got (kept a day after its last report); False when the run
+        no longer holds its job (nothing written)."""
+        return self.store.set_progress(
+            run, repr(done), "" if total is None else repr(total), message, PROGRESS_TTL_MS
+        )
 
     def renew(self, runs: Sequence[tuple[str, str]]) -> list[int]:
         """Extend the leases of runs; per run 1 renewed, 0 refused (taken meanwhile)."""

@@ -111,7 +111,10 @@ def queue_page(request: HttpRequest, model_admin: ModelAdmin, name: str) -> Http
             {"state": tab, "count": counts[tab], "url": queue_url(queue.name, tab)}
             for tab in TAB_ORDER
         ],
-        "rows": [{"job": row, "url": job_url(queue.name, row.id)} for row in page.rows],
+        "rows": [
+            {"job": row, "url": job_url(queue.name, row.id), "progress": page.progress.get(row.id)}
+            for row in page.rows
+        ],
         "queue_actions": _queue_buttons(queue.name),
         "paused_queues": paused_queues(),
         "live_counts": True,

@@ -52,6 +52,11 @@ def job_result_key(prefix: str, queue: str, job_id: str) -> str:
     return f"{prefix}:{{{queue}}}:result:{job_id}"
 
 
+def progress_key(prefix: str, queue: str, job_id: str) -> str:
+    """Return the STRING holding how far the live run of ``job_id`` got (``progress.lua``)."""
+    return f"{prefix}:{{{queue}}}:progress:{job_id}"
+
+
 def error_log_key(prefix: str, queue: str, day: str) -> str:
     """Return the key of the per-day error log (a capped LIST with a TTL) of ``queue``."""
     return f"{prefix}:{{{queue}}}:errorlog:{day}"

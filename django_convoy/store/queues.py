@@ -18,8 +18,15 @@ import redis
 from ..connection import reporting_unavailable
 from . import replication, scripts
 from .fleet import Fleet
-from .keys import error_log_key, inbox_key, job_result_key, queue_keys, task_result_key
-from .records import ClaimBatch, DataMarks, Job, RecoveredJob, Run, from_ms, to_int
+from .keys import (
+    error_log_key,
+    inbox_key,
+    job_result_key,
+    progress_key,
+    queue_keys,
+    task_result_key,
+)
+from .records import ClaimBatch, DataMarks, Job, Progress, RecoveredJob, Run, from_ms, to_int
 from .replies import handed_run
 from .scripts import SPECS, scripts_for
 
@@ -84,7 +91,7 @@ class QueueStore:
 
     def job(self, job_id: str) -> Job | None:
         """A consistent snapshot of one job, with its last run's kept result, or None."""
-        return self.call("inspect", [job_id], [self._result(job_id)])
+        return self.call("inspect", [job_id], [self._result(job_id), self._progress(job_id)])
 
     def counts(self) -> dict[str, Any]:
         """Each state's count and the totals, split at Redis's now; the pause; Redis's now."""
@@ -271,6 +278,28 @@ class QueueStore:
 
     def _result(self, job_id: str) -> str:
         return job_result_key(self.key_prefix, self.name, job_id)
+
+    def set_progress(self, run: Run, done: str, total: str, message: str, ttl_ms: int) -> bool:
+        """Record how far ``run`` got; False when it no longer holds its job (nothing written)."""
+        args = [run.id, run.token, done, total, message, ttl_ms]
+        return bool(self.call("progress", args, [self._progress(run.id)]))
+
+    def progress_of(self, rows: Sequence[tuple[str, int | None]]) -> dict[str, Progress]:
+        """The progress of each (id, run started_ms) that reported any, in one MGET (one hash
+        slot: the keys share the queue's tag)."""
+        if not rows:
+            return {}
+        with reporting_unavailable(self.client):
+            texts = self.client.mget([self._progress(job_id) for job_id, _ in rows])
+        found = {}
+        for (job_id, started_ms), text in zip(rows, texts, strict=True):
+            progress = Progress.parse(text, started_ms) if text else None
+            if progress is not None:
+                found[job_id] = progress
+        return found
+
+    def _progress(self, job_id: str) -> str:
+        return progress_key(self.key_prefix, self.name, job_id)
 
     # -- Django Tasks runs and their results --------------------------------------------------
 

@@ -174,6 +174,52 @@ class Job:
     rerun_pending: bool = False
     # What the id's last run returned, while kept: state "done" when the job itself is over.
     result: JobResult | None = None
+    progress: Progress | None = None  # how far the live run got, if it said
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run got, as it last said (``current_job().set_progress``)."""
+
+    done: float
+    total: float | None
+    message: str
+    updated_at: datetime | None
+    rate: float | None  # done per second since the run's first report (None: one report yet)
+
+    @property
+    def fraction(self) -> float | None:
+        """done / total, from 0 to 1, when the total is known."""
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+    @property
+    def percent(self) -> int | None:
+        """The fraction as a whole percentage."""
+        fraction = self.fraction
+        return None if fraction is None else int(fraction * 100)
+
+    @classmethod
+    def parse(cls, text: str, started_ms: int | None) -> Progress | None:
+        """Read ``progress.lua``'s record, if it is the run's that started at ``started_ms``."""
+        parts = text.split("|", 5)
+        if len(parts) < 6 or started_ms is None:
+            return None
+        first_ms, first_done, updated_ms = to_int(parts[0]), _float(parts[1]), to_int(parts[2])
+        done, total = _float(parts[3]), _float(parts[4])
+        if first_ms < started_ms or done is None:
+            return None  # an earlier run's
+        seconds = (updated_ms - first_ms) / 1000
+        rate = (done - (first_done or 0.0)) / seconds if seconds > 0 else None
+        return cls(done, total, parts[5], from_ms(updated_ms), rate)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

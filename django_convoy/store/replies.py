@@ -18,6 +18,7 @@ from .records import (
     Job,
     JobResult,
     JobRow,
+    Progress,
     RecordHead,
     Run,
     RunRecord,
@@ -102,7 +103,7 @@ def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
     None."""
     if not reply[1]:
         return None
-    _, state, score, body, counters, run, error, rerun, kept = reply
+    _, state, score, body, counters, run, error, rerun, kept, *rest = reply
     result = JobResult.parse(kept) if kept else None
     if state == DONE:
         return _done(queue, args[0], result)
@@ -130,6 +131,7 @@ def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
         jams=head.jams,
         rerun_pending=bool(to_int(rerun)),
         result=result,
+        progress=Progress.parse(rest[0], holder.started_ms) if rest and rest[0] else None,
         **state_times(state, score),
     )
 

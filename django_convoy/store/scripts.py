@@ -42,6 +42,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("claim", replies.claimed),
         ScriptSpec("ack", replies.as_is),
         ScriptSpec("keep_result", replies.as_int),
+        ScriptSpec("progress", replies.as_int),
         ScriptSpec("ack_claim", replies.acked_and_claimed),
         ScriptSpec("fail", replies.as_is),
         ScriptSpec("renew", replies.as_is),
