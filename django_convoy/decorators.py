@@ -16,7 +16,7 @@ from django.db import transaction
 from .ids import derive_id, normalise_id
 from .queue import get_queue
 from .store import AddResult, Run
-from .validation import check_add_options, encode_payload, task_policy
+from .validation import check_add_options, check_dedupe_options, encode_payload, task_policy
 
 # How a worker runs the job of an integration's task: given the run, its payload and the
 # worker's id, return the call that executes it.
@@ -71,6 +71,8 @@ class ConvoyTask:
     if_processing: str = "ignore"
     priority: int = 0
     delay: float = 0
+    if_queued: str = "keep"  # "replace": a waiting job's payload is replaced (a debounce)
+    hold_for: float = 0  # seconds adds of an id are refused after its job ended (a throttle)
     # A schedule named after the task (schedules/): a cron expression, or every N seconds.
     cron: str | None = None
     every: int | None = None
@@ -89,6 +91,8 @@ class ConvoyTask:
         delay: float | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        if_queued: str | None = None,
+        hold_for: float | None = None,
     ) -> ConvoyTask:
         """Return a copy with per-call options, e.g. ``task.using(delay=5).enqueue(7)``."""
         changes = {
@@ -96,9 +100,12 @@ class ConvoyTask:
             "delay": delay,
             "priority": priority,
             "queue": queue,
+            "if_queued": if_queued,
+            "hold_for": hold_for,
         }
         copy = replace(self, **{key: value for key, value in changes.items() if value is not None})
         check_add_options(copy.if_processing, copy.delay, copy.priority)
+        check_dedupe_options(copy.if_queued, copy.hold_for)
         return copy
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
@@ -127,6 +134,8 @@ class ConvoyTask:
             delay=self.delay,
             priority=self.priority,
             policy_json=self.policy_json,
+            if_queued=self.if_queued,
+            hold_for=self.hold_for,
         )[0]
 
     def cancel(self, *args: Any, **kwargs: Any) -> str | None:
@@ -149,6 +158,8 @@ def convoy_task(
     job_id: Callable[..., Any] | None = None,
     if_processing: str = "ignore",
     priority: int = 0,
+    if_queued: str = "keep",
+    hold_for: float = 0,
     cron: str | None = None,
     every: int | None = None,
     max_attempts: int | None = None,
@@ -169,6 +180,7 @@ def convoy_task(
 
     def register(func: Callable[..., Any]) -> ConvoyTask:
         check_add_options(if_processing, 0, priority)
+        check_dedupe_options(if_queued, hold_for)
         name = f"{func.__module__}.{func.__qualname__}"
         policy = task_policy(name, max_attempts, timeout, backoff, retry_on, expires)
         task = ConvoyTask(
@@ -178,6 +190,8 @@ def convoy_task(
             job_id=job_id,
             if_processing=if_processing,
             priority=priority,
+            if_queued=if_queued,
+            hold_for=hold_for,
             cron=cron,
             every=every,
             policy_json=json.dumps(policy, separators=(",", ":")) if policy else "",

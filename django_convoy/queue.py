@@ -30,7 +30,7 @@ from .store import (
     body_prefix,
     policy_of,
 )
-from .validation import check_add_options, encode_payload
+from .validation import check_add_options, check_dedupe_options, encode_payload
 
 PROGRESS_TTL_MS = 24 * 3600 * 1000  # a run's progress outlives its last report by a day
 
@@ -83,8 +83,14 @@ class ConvoyQueue:
         if_processing: str = "ignore",
         delay: Any = 0,
         priority: int = 0,
+        if_queued: str = "keep",
+        hold_for: Any = 0,
     ) -> AddResult:
-        """Queue ``job_id`` unless it is already queued, scheduled or processing."""
+        """Queue ``job_id`` unless it is already queued, scheduled or processing.
+
+        ``if_queued="replace"``: an add of a waiting id replaces its payload (and with a
+        ``delay`` restarts it: a debounce). ``hold_for``: once this job ends, adds of its id
+        are refused for that many seconds (state "held": a throttle)."""
         payload_json = encode_payload(payload, self.config.max_payload_bytes, self.name)
         return self.add_encoded(
             None,
@@ -92,6 +98,8 @@ class ConvoyQueue:
             if_processing=if_processing,
             delay=delay,
             priority=priority,
+            if_queued=if_queued,
+            hold_for=hold_for,
         )[0]
 
     def add_jobs(
@@ -101,6 +109,8 @@ class ConvoyQueue:
         if_processing: str = "ignore",
         delay: Any = 0,
         priority: int = 0,
+        if_queued: str = "keep",
+        hold_for: Any = 0,
     ) -> list[AddResult]:
         """Add many jobs in one round trip; each is an id or an ``(id, payload)`` pair."""
         entries = []
@@ -110,7 +120,13 @@ class ConvoyQueue:
                 (job_id, encode_payload(payload, self.config.max_payload_bytes, self.name))
             )
         return self.add_encoded(
-            None, entries, if_processing=if_processing, delay=delay, priority=priority
+            None,
+            entries,
+            if_processing=if_processing,
+            delay=delay,
+            priority=priority,
+            if_queued=if_queued,
+            hold_for=hold_for,
         )
 
     def add_encoded(
@@ -122,20 +138,22 @@ class ConvoyQueue:
         delay: Any = 0,
         priority: int = 0,
         policy_json: str = "",
+        if_queued: str = "keep",
+        hold_for: Any = 0,
     ) -> list[AddResult]:
         """Add (id, payload JSON) entries for ``task`` (with its policy, ``store.Policy``, as
         JSON): validated first, then one script call per ``store.BATCH`` entries."""
         seconds = check_add_options(if_processing, delay, priority)
+        hold_ms = check_dedupe_options(if_queued, hold_for)
         ids = [normalise_id(job_id) for job_id, _ in entries]
         pairs: list[str] = []
         prefix = body_prefix(task, policy_json)
         for job_id, (_, payload_json) in zip(ids, entries, strict=True):
             pairs += (job_id, prefix + payload_json + "}")
-        replies = self.store.add(pairs, if_processing, int(seconds * 1000), priority)
-        return [
-            AddResult(job_id, added, state, rerun)
-            for job_id, (added, state, rerun) in zip(ids, replies, strict=True)
-        ]
+        replies = self.store.add(
+            pairs, if_processing, int(seconds * 1000), priority, if_queued, hold_ms
+        )
+        return [AddResult(job_id, *reply) for job_id, reply in zip(ids, replies, strict=True)]
 
     # -- reading ----------------------------------------------------------------------------
 

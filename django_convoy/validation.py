@@ -15,6 +15,7 @@ from .exceptions import InvalidJob, PayloadTooLarge
 from .retries import class_path
 
 IF_PROCESSING = ("ignore", "rerun")
+IF_QUEUED = ("keep", "replace")
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600  # ten years
 
 # One encoder for every payload: json.dumps with options other than its defaults builds a new
@@ -63,6 +64,14 @@ def check_add_options(if_processing: str, delay: Any, priority: int) -> float:
     if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
         raise InvalidJob(f"priority must be an int from -100 to 100, not {priority!r}.")
     return seconds
+
+
+def check_dedupe_options(if_queued: str, hold_for: Any) -> int:
+    """Raise InvalidJob for an ``if_queued`` or ``hold_for`` an add cannot honour; return the
+    hold in ms (0: none)."""
+    if if_queued not in IF_QUEUED:
+        raise InvalidJob(f"if_queued must be one of {IF_QUEUED}, not {if_queued!r}.")
+    return int(delay_seconds(hold_for, "hold_for") * 1000)
 
 
 def task_policy(

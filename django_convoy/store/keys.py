@@ -28,6 +28,7 @@ class QueueKeys(NamedTuple):
     stats: str  # HASH processed / failed totals; born: when the queue was first used
     throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
     idle: str  # ZSET "lease_ms|worker_id" -> deadline_ms * 1000 + free slots: waits for jobs
+    held: str  # ZSET id -> until when adds of it are refused (hold_for); -hold_ms while live
 
 
 def inbox_key(keys: QueueKeys, worker_id: str) -> str:

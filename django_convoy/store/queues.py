@@ -77,11 +77,18 @@ class QueueStore:
     # -- adding -------------------------------------------------------------------------------
 
     def add(
-        self, pairs: list[str], if_processing: str, delay_ms: int, priority: int
-    ) -> list[tuple[bool, str, bool]]:
-        """Add (id, body) ``pairs`` (flat); per job (added, state now, rerun pending)."""
-        found: list[tuple[bool, str, bool]] = []
-        options = [if_processing, delay_ms, priority]
+        self,
+        pairs: list[str],
+        if_processing: str,
+        delay_ms: int,
+        priority: int,
+        if_queued: str = "keep",
+        hold_ms: int = 0,
+    ) -> list[tuple[bool, str, bool, bool]]:
+        """Add (id, body) ``pairs`` (flat); per job (added, state now, rerun pending, body
+        replaced)."""
+        found: list[tuple[bool, str, bool, bool]] = []
+        options = [if_processing, delay_ms, priority, if_queued, hold_ms]
         for start in range(0, len(pairs), 2 * BATCH):
             chunk = pairs if len(pairs) <= 2 * BATCH else pairs[start : start + 2 * BATCH]
             found += self.call("add", options + chunk)

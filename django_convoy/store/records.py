@@ -96,13 +96,16 @@ class DataMarks:
 
 @dataclass(frozen=True)
 class AddResult:
-    """What an add did: whether this call queued the id, where the id is now, and whether it
-    asked for a rerun of a processing id (``if_processing="rerun"``) that will happen."""
+    """What an add did: whether this call queued the id, where the id is now ("held": refused
+    by a ``hold_for``), whether it asked for a rerun of a processing id
+    (``if_processing="rerun"``) that will happen, and whether it replaced the payload of the
+    id's waiting job (``if_queued="replace"``)."""
 
     id: str
     added: bool
     state: str
     rerun: bool = False
+    replaced: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,12 @@ def as_ints(queue: str, args: list[Any], reply: list[Any]) -> list[int]:
     return [to_int(item) for item in reply]
 
 
-def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool]]:
-    """add.lua: per job (added, state now, rerun requested and pending)."""
-    return [(bool(reply[i]), reply[i + 1], bool(reply[i + 2])) for i in range(0, len(reply), 3)]
+def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool, bool]]:
+    """add.lua: per job (added, state now, rerun requested and pending, body replaced)."""
+    return [
+        (reply[i] == 1, reply[i + 1], bool(reply[i + 2]), reply[i] == 2)
+        for i in range(0, len(reply), 3)
+    ]
 
 
 def claimed(queue: str, args: list[Any], reply: list[Any]) -> ClaimBatch:

@@ -1,21 +1,26 @@
 -- add: queue jobs by id, unless the id is already queued, scheduled or processing.
--- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, then (id, body) pairs.
--- Returns a flat list: per job, added (0 | 1), the state its id is in now ('processing' for
--- the one job a call may hand to a waiting worker: see hand_over in the prelude), and rerun
--- (1: a rerun of the processing id is pending after this call; see add_one).
+-- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, if_queued ('keep' |
+--   'replace'), hold_ms (0: none), then (id, body) pairs.
+-- Returns a flat list: per job, added (0 | 1; 2: the waiting job's body was replaced), the
+-- state its id is in now ('processing' for the one job a call may hand to a waiting worker:
+-- see hand_over in the prelude; 'held': refused by a hold_for), and rerun (1: a rerun of the
+-- processing id is pending after this call; see add_one).
 refuse_corrupt_keys()
 local now = now_ms()
+local hold_ms = tonumber(ARGV[5])
 local ctx = {
   now = now, if_processing = ARGV[1], due = now + tonumber(ARGV[2]),
-  priority = tonumber(ARGV[3]), keep_rerun = false,
+  priority = tonumber(ARGV[3]), keep_rerun = false, if_queued = ARGV[4],
+  hold_ms = hold_ms > 0 and hold_ms or nil,
 }
+local FIRST = 6 -- the first pair's index
 -- One block of sequence numbers for the whole call; those of ids not added are skipped.
-local seq = redis.call('INCRBY', K.seq, (#ARGV - 3) / 2) - (#ARGV - 3) / 2
+local seq = redis.call('INCRBY', K.seq, (#ARGV - FIRST + 1) / 2) - (#ARGV - FIRST + 1) / 2
 -- A worker waiting to be handed the first job (a delayed job waits in any case).
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 local out = {}
 local added_any = false
-for i = 4, #ARGV, 2 do
+for i = FIRST, #ARGV, 2 do
   seq = seq + 1
   local added, state, rerun = add_one(ARGV[i], ARGV[i + 1], ctx, seq)
   added_any = added_any or added == 1

@@ -14,7 +14,7 @@ if not state then
   if result == '' then return {int(now), ''} end
   return {int(now), 'done', '', '', '', '', '', 0, result}
 end
-local progress = KEYS[16] and redis.pcall('GET', KEYS[16])
+local progress = KEYS[QUEUE_KEYS + 2] and redis.pcall('GET', KEYS[QUEUE_KEYS + 2])
 if type(progress) ~= 'string' then progress = '' end
 local set = state == 'jammed' and 'processing' or state
 local job = with_live_attempt(id, read_job(id))
