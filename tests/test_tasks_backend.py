@@ -496,3 +496,33 @@ def test_a_run_cancelled_while_running_reads_failed_and_cannot_write_its_result(
         "django_convoy.exceptions.JobCancelled"
     ]
     assert result.worker_ids == ["worker-a"]
+
+
+def drain_until_finished(result, timeout=10.0):
+    from django_convoy.testing import drain
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drain(get_queue("retrying").name)
+        result.refresh()
+        if result.status in ("SUCCESSFUL", "FAILED"):
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{result.id} did not finish: {result.status}")
+
+
+def test_a_tasks_own_max_attempts_and_retry_on_override_the_queues():
+    retried = drain_until_finished(tasks.picky.enqueue("os"))  # the queue allows 3 attempts
+    assert (retried.status, retried.attempts) == ("FAILED", 2)
+    assert [e.exception_class_path for e in retried.errors] == ["builtins.OSError"] * 2
+    not_retried = drain_until_finished(tasks.picky.enqueue("value"))
+    assert (not_retried.status, not_retried.attempts) == ("FAILED", 1)
+
+
+def never_defined():
+    pass
+
+
+def test_a_bad_task_policy_is_refused_when_the_task_is_defined():
+    with pytest.raises(InvalidTask, match="max_attempts must be an int >= 1, not 0"):
+        task(max_attempts=0)(never_defined)

@@ -42,9 +42,8 @@ from ..decorators import register_runner
 from ..exceptions import InvalidJob, JobNotFound, UnknownQueue
 from ..ids import derive_id, normalise_id
 from ..queue import ConvoyQueue, get_queue
-from ..retries import failure_is_final
 from ..store import Run, encode_body
-from ..validation import IF_PROCESSING, MAX_DELAY_SECONDS, encode_payload
+from ..validation import IF_PROCESSING, MAX_DELAY_SECONDS, encode_payload, task_policy
 from .framework import (
     BaseTaskBackend,
     InvalidTask,
@@ -84,10 +83,23 @@ class ConvoyBackendTask(Task):
     know to the backend's ``task_class``, this one. With a ``job_id``, enqueueing while a run of
     that id is queued or running returns that run's result (``added`` False) instead of adding
     a run; ``if_processing="rerun"`` then queues one more run for when the running one ends.
+    ``max_attempts``, ``timeout`` and ``retry_on`` override the queue's settings for this
+    task's runs, as ``@convoy_task``'s do (README: Per-task policies).
     """
 
     job_id: Callable[..., Any] | None = None
     if_processing: str = "ignore"
+    max_attempts: int | None = None
+    timeout: float | None = None
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None
+
+    @property
+    def policy_json(self) -> str:
+        """The policy each run of this task carries in its body ("" if none)."""
+        policy = task_policy(
+            self.module_path, self.max_attempts, self.timeout, None, self.retry_on, None
+        )
+        return json.dumps(policy, separators=(",", ":")) if policy else ""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A job_id is usually a lambda, which pickle cannot carry: like Django's own Task,
@@ -201,6 +213,10 @@ class ConvoyBackend(BaseTaskBackend):
                     "job_id must be a function that returns the job id from the task's "
                     f"arguments, not {task.job_id!r}."
                 )
+            try:
+                task.policy_json  # noqa: B018 - validates max_attempts, timeout, retry_on
+            except InvalidJob as exc:
+                raise InvalidTask(str(exc)) from None
         if define(task):
             register_runner(task.module_path, _attempt)
 
@@ -217,7 +233,8 @@ class ConvoyBackend(BaseTaskBackend):
             )
         job_id = self._job_id(task, args, kwargs, run)
         payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
-        add = partial(self._add, task, run, queue, job_id, encode_body(task.module_path, payload))
+        body = encode_body(task.module_path, payload, getattr(task, "policy_json", ""))
+        add = partial(self._add, task, run, queue, job_id, body)
         if not self._options.enqueue_on_commit:
             return add()
         pending = ready_result(task, run, None, added=None)
@@ -248,7 +265,7 @@ class ConvoyBackend(BaseTaskBackend):
         queue = self._queue(task.queue_name)
         run = self._new_run(task, args, kwargs)
         payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
-        body = encode_body(task.module_path, payload)
+        body = encode_body(task.module_path, payload, getattr(task, "policy_json", ""))
         return queue, body, queue.store.result_key(run.result_id), self._keep_ms(queue)
 
     def _job_id(self, task: Task, args: Any, kwargs: dict[str, Any], run: TaskRun) -> str:
@@ -323,7 +340,7 @@ class ConvoyBackend(BaseTaskBackend):
             value = json.dumps(normalize_json(returned))
         except BaseException as exc:  # noqa: B036 - recorded, then raised again for the worker
             # Final by the rule the worker applies to the exception raised again below.
-            final = failure_is_final(exc, job.attempt, queue.config.max_attempts)
+            final = queue.is_final(job, exc)
             cls = type(exc)
             error = {
                 "exception_class_path": f"{cls.__module__}.{cls.__qualname__}",
