@@ -526,3 +526,39 @@ def never_defined():
 def test_a_bad_task_policy_is_refused_when_the_task_is_defined():
     with pytest.raises(InvalidTask, match="max_attempts must be an int >= 1, not 0"):
         task(max_attempts=0)(never_defined)
+
+
+def test_a_task_defined_in_any_module_of_an_installed_app_runs_on_a_worker():
+    """The worker process never imported tests.djtasks.jobs: it does so for the job, because
+    the module lies inside an installed app."""
+    from tests.djtasks import jobs
+
+    result = jobs.paint.enqueue("red")
+    worker = manage("convoy_worker", "default", "--burst")
+    assert worker.wait(60) == 0, worker.stdout.read()
+    result.refresh()
+    assert (result.status, result.return_value) == ("SUCCESSFUL", "painted red")
+
+
+def test_a_task_outside_every_installed_app_is_refused_with_a_clear_error():
+    from tests import stray_jobs
+
+    result = stray_jobs.stray.enqueue()
+    worker = manage("convoy_worker", "default", "--burst")
+    assert worker.wait(60) == 0, worker.stdout.read()
+    job = get_queue("default").get_job(result.id)
+    assert job.state == "failed"
+    assert job.last_error["type"] == "django_convoy.exceptions.UnknownTask"
+    assert (
+        "'tests.stray_jobs.stray' is not in a module of an installed app"
+        in (job.last_error["message"])
+    )
+
+
+def test_only_modules_inside_an_installed_apps_package_are_candidates():
+    from django_convoy.discovery import app_module_of
+
+    assert app_module_of("tests.djtasks.jobs.paint") == "tests.djtasks.jobs"
+    assert app_module_of("tests.djtasks.jobs.Outer.method") == "tests.djtasks.jobs.Outer"
+    assert app_module_of("os.system") is None
+    assert app_module_of("tests.stray_jobs.stray") is None

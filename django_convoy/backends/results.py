@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from ..discovery import import_task_module
 from ..exceptions import UnknownTask
 from ..queue import ConvoyQueue
 from ..store import Run, decode_body, from_ms
@@ -60,13 +61,17 @@ def define(task: Task) -> bool:
 
 def defined_task(name: str) -> Task:
     """Return the task defined under ``name``; raise UnknownTask if none is."""
-    try:
-        return _defined[name]
-    except KeyError:
-        raise UnknownTask(
-            f"No Django task {name!r} is defined in this process with a convoy backend; define "
-            "it in an installed app's tasks module, with @task on a convoy backend."
-        ) from None
+    found = _defined.get(name)
+    if found is None:
+        why = import_task_module(name)  # defined in another module of an installed app?
+        found = _defined.get(name)
+        if found is None:
+            raise UnknownTask(
+                f"No Django task {name!r} is defined in this process with a convoy backend; "
+                f"define it in a module of an installed app, with @task on a convoy backend"
+                f"{'; ' + why if why else '.'}"
+            )
+    return found
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 
 from ..context import JobContext, _current
 from ..decorators import runner_of
+from ..discovery import import_task_module
 from ..exceptions import JobExpired, RedisUnavailable, UnknownTask
 from ..queue import ConvoyQueue, get_queue
 from ..store import Policy, Run, decode_body, policy_of
@@ -33,6 +34,10 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
             f"Job {job.id!r} has a corrupt body ({exc}): {job.body[:200]!r}"
         ) from None
     found, runner = runner_of(job, task_name)
+    why = ""
+    if found is None and runner is None and task_name is not None:
+        why = import_task_module(task_name)  # defined outside the apps' tasks modules?
+        found, runner = runner_of(job, task_name)
     if runner is not None:
         return runner(job, payload, worker)
     if task_name is None:
@@ -44,8 +49,9 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
         return lambda: found(job.id, payload)
     if found is None:
         raise UnknownTask(
-            f"Job {job.id!r} names task {task_name!r}, which is not registered with "
-            "@convoy_task in any installed app's tasks module."
+            f"Job {job.id!r} names task {task_name!r}, which is not registered: no installed "
+            "app defines it with @convoy_task or a Django @task on a ConvoyBackend"
+            f"{'; ' + why if why else '.'}"
         )
     if (
         not isinstance(payload, dict)
