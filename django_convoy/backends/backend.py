@@ -32,7 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
@@ -221,7 +221,8 @@ class ConvoyBackend(BaseTaskBackend):
             register_runner(task.module_path, _attempt)
 
     def enqueue(self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]) -> ConvoyTaskResult:
-        """Queue a run of ``task``; with ENQUEUE_ON_COMMIT, once the transaction commits."""
+        """Queue a run of ``task``; inside a transaction, once it commits (ENQUEUE_ON_COMMIT,
+        the default)."""
         self.validate_task(task)
         queue = self._queue(task.queue_name)
         run = self._new_run(task, args, kwargs)
@@ -235,7 +236,10 @@ class ConvoyBackend(BaseTaskBackend):
         payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
         body = encode_body(task.module_path, payload, getattr(task, "policy_json", ""))
         add = partial(self._add, task, run, queue, job_id, body)
-        if not self._options.enqueue_on_commit:
+        # Inside a transaction a worker must not start the run before the rows it is about
+        # are visible; outside one (autocommit) there is nothing to wait for.
+        database = self._options.database
+        if not self._options.enqueue_on_commit or not connections[database].in_atomic_block:
             return add()
         pending = ready_result(task, run, None, added=None)
         transaction.on_commit(lambda: _fill(pending, add()), using=self._options.database)
