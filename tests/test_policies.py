@@ -126,3 +126,14 @@ def test_a_task_without_a_policy_writes_the_body_as_before():
     queue = get_queue("default")
     body = queue.client.hget(queue.keys.jobs, tasks.add.id_for(1, 2)).split("|", 4)[4]
     assert body == '{"task":"tests.jobs.tasks.add","payload":{"args":[1,2],"kwargs":{}}}'
+
+
+def test_a_schedules_tick_of_a_task_carries_its_policy():
+    from django_convoy.schedules.config import Schedule
+    from django_convoy.schedules.scheduler import tick_body
+    from django_convoy.schedules.ticks import Every
+
+    schedule = Schedule("picky", tasks.picky.name, "default", Every(60), args=["s", "os"])
+    body, result = tick_body(schedule)
+    assert result is None
+    assert policy_of(body).max_attempts == 3
