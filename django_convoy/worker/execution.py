@@ -77,8 +77,14 @@ def keep_result(job: Run, value: Any) -> None:
 
 def refuse_expired(queue: ConvoyQueue, job: Run, policy: Policy) -> None:
     """Raise JobExpired if ``job`` was not started before its task's ``expires``: it then
-    fails for good with reason ``expired``, and its code never runs."""
-    if queue.expired(job, policy):
+    fails for good with reason ``expired``, and its code never runs. When Redis cannot say
+    (it is away), the job runs: failing it for good over an outage would lose it."""
+    try:
+        expired = queue.expired(job, policy)
+    except RedisUnavailable as exc:
+        logger.warning("%s %s: expiry not checked: %s", job.queue, job.id, exc)
+        return
+    if expired:
         raise JobExpired(
             f"Job {job.id!r} of queue {job.queue!r} expired before it started (its task's "
             "expires); it was not run."
