@@ -25,7 +25,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
 from functools import cached_property, partial
 from typing import Any
 
@@ -33,7 +32,6 @@ from django.conf import settings
 from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
-from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
 
@@ -44,6 +42,7 @@ from ..ids import derive_id, normalise_id
 from ..queue import ConvoyQueue, get_queue
 from ..store import Run, encode_body
 from ..validation import IF_PROCESSING, MAX_DELAY_SECONDS, encode_payload, task_policy
+from . import aio
 from .framework import (
     BaseTaskBackend,
     InvalidTask,
@@ -64,6 +63,7 @@ from .results import (
     TaskRun,
     add_run,
     define,
+    epoch_ms,
     finish_run,
     read_result,
     ready_result,
@@ -223,27 +223,49 @@ class ConvoyBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]) -> ConvoyTaskResult:
         """Queue a run of ``task``; inside a transaction, once it commits (ENQUEUE_ON_COMMIT,
         the default)."""
+        queue, run, job_id, body = self._prepare(task, args, kwargs)
+        add = partial(self._add, task, run, queue, job_id, body)
+        if not self.waits_for_commit():
+            return add()
+        pending = ready_result(task, run, None, added=None)
+        transaction.on_commit(lambda: _fill(pending, add()), using=self._options.database)
+        return pending
+
+    def waits_for_commit(self) -> bool:
+        """Whether an enqueue now waits for a commit: inside a transaction (a worker must not
+        start the run before its rows are visible); outside one there is nothing to wait for."""
+        database = self._options.database
+        return self._options.enqueue_on_commit and connections[database].in_atomic_block
+
+    def _prepare(
+        self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]
+    ) -> tuple[ConvoyQueue, TaskRun, str, str]:
+        """The queue, run, job id and body of an enqueue; everything that can be wrong with
+        the run is found here, in the caller's code."""
         self.validate_task(task)
         queue = self._queue(task.queue_name)
         run = self._new_run(task, args, kwargs)
-        # Everything that can be wrong with the run is found here, in the caller's code.
-        if task.run_after and _epoch_ms(task.run_after) > (time.time() + MAX_DELAY_SECONDS) * 1000:
+        if task.run_after and epoch_ms(task.run_after) > (time.time() + MAX_DELAY_SECONDS) * 1000:
             raise InvalidTask(
                 f"run_after must be at most ten years ({MAX_DELAY_SECONDS} s) ahead, not "
                 f"{task.run_after.isoformat()}."
             )
         job_id = self._job_id(task, args, kwargs, run)
         payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
-        body = encode_body(task.module_path, payload, getattr(task, "policy_json", ""))
-        add = partial(self._add, task, run, queue, job_id, body)
-        # Inside a transaction a worker must not start the run before the rows it is about
-        # are visible; outside one (autocommit) there is nothing to wait for.
-        database = self._options.database
-        if not self._options.enqueue_on_commit or not connections[database].in_atomic_block:
-            return add()
-        pending = ready_result(task, run, None, added=None)
-        transaction.on_commit(lambda: _fill(pending, add()), using=self._options.database)
-        return pending
+        return (
+            queue,
+            run,
+            job_id,
+            encode_body(task.module_path, payload, getattr(task, "policy_json", "")),
+        )
+
+    async def aenqueue(self, task: Task, args: Iterable[Any], kwargs: Any) -> ConvoyTaskResult:
+        """``enqueue`` with redis-py's asyncio client: no thread (``aio.py``)."""
+        return await aio.enqueue(self, task, args, kwargs)
+
+    async def aget_result(self, result_id: str) -> ConvoyTaskResult:
+        """``get_result`` with redis-py's asyncio client: no thread (``aio.py``)."""
+        return await aio.get_result(self, result_id)
 
     def _new_run(self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]) -> TaskRun:
         return TaskRun(
@@ -280,19 +302,16 @@ class ConvoyBackend(BaseTaskBackend):
             return derive_id(task.module_path, task.func, tuple(run.args), run.kwargs)
         return run.result_id
 
+    def add_args(self, task: Task, queue: ConvoyQueue, job_id: str, body: str) -> list[Any]:
+        """The ARGV of ``task_add.lua`` for a run of ``task``."""
+        due_ms = epoch_ms(task.run_after) if task.run_after else 0
+        if_processing = getattr(task, "if_processing", "ignore")
+        return [job_id, body, if_processing, due_ms, task.priority, self._keep_ms(queue)]
+
     def _add(
         self, task: Task, run: TaskRun, queue: ConvoyQueue, job_id: str, body: str
     ) -> ConvoyTaskResult:
-        added = add_run(
-            queue,
-            job_id,
-            body,
-            run.result_id,
-            if_processing=getattr(task, "if_processing", "ignore"),
-            due_ms=_epoch_ms(task.run_after) if task.run_after else 0,
-            priority=task.priority,
-            keep_ms=self._keep_ms(queue),
-        )
+        added = add_run(queue, run.result_id, self.add_args(task, queue, job_id, body))
         if added.outcome == "exists":
             if not added.result_id:
                 raise InvalidJob(
@@ -375,10 +394,3 @@ def _fill(pending: ConvoyTaskResult, result: ConvoyTaskResult) -> None:
     """Give a result returned before the commit what the enqueue at the commit found."""
     for f in fields(result):
         object.__setattr__(pending, f.name, getattr(result, f.name))
-
-
-def _epoch_ms(moment: datetime) -> int:
-    """A run_after as Redis-clock milliseconds (a naive one is in the default time zone)."""
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return int(moment.timestamp() * 1000)

@@ -142,19 +142,9 @@ class Added:
     result_id: str  # the run the job id stands for ('' if not a Django task's)
 
 
-def add_run(
-    queue: ConvoyQueue,
-    job_id: str,
-    body: str,
-    result_id: str,
-    *,
-    if_processing: str,
-    due_ms: int,
-    priority: int,
-    keep_ms: int,
-) -> Added:
-    """Queue (or schedule) a run and create its READY result, unless the job id is live."""
-    args = [job_id, body, if_processing, due_ms, priority, keep_ms]
+def add_run(queue: ConvoyQueue, result_id: str, args: list[Any]) -> Added:
+    """Queue (or schedule) a run and create its READY result, unless the job id is live;
+    ``args``: ``ConvoyBackend.add_args``."""
     return Added(*queue.store.call("task_add", args, [queue.store.result_key(result_id)]))
 
 
@@ -314,3 +304,10 @@ def _when(ms: str | int | None) -> datetime | None:
     if moment is None or settings.USE_TZ:
         return moment
     return timezone.make_naive(moment, timezone.get_default_timezone())
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A run_after as Redis-clock milliseconds (a naive one is in the default time zone)."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return int(moment.timestamp() * 1000)
