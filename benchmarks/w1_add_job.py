@@ -61,7 +61,7 @@ def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
         queue.add_job("warm-up")  # loads the script: not part of the steady state
         add = adder(options.api, queue, run)
         yardstick, floor = Yardstick(url), Yardstick(url)
-        floor_args = ("ignore", 0, 0, f"w1-{run}-00000", '{"payload":null}')
+        floor_args = ("ignore", 0, 0, "keep", 0, f"w1-{run}-00000", '{"payload":null}')
         floor.empty_script(0, queue.keys, floor_args)  # loads it: not part of the steady state
         client.config_resetstat()
         seconds = cpu = 0.0

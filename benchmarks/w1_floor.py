@@ -62,7 +62,7 @@ def layers(queue: Any) -> dict[str, Callable[[str], Any]]:
     def script(source: str, with_keys: bool = True) -> Callable[[str], Any]:
         registered = client.register_script(source)
         used = keys if with_keys else []
-        return lambda job_id: registered(keys=used, args=["ignore", 0, 0, job_id, BODY])
+        return lambda job_id: registered(keys=used, args=["ignore", 0, 0, "keep", 0, job_id, BODY])
 
     prelude = prelude_source()
     return {
@@ -73,7 +73,7 @@ def layers(queue: Any) -> dict[str, Callable[[str], Any]]:
         "guard": script(prelude + "\nrefuse_corrupt_keys()\nreturn 0"),
         "bare_add": script(BARE_ADD),
         "add_script": lambda job_id: scripts_for(client).by_name["add"](
-            keys=keys, args=["ignore", 0, 0, job_id, BODY]
+            keys=keys, args=["ignore", 0, 0, "keep", 0, job_id, BODY]
         ),
         "add_job": queue.add_job,
     }

@@ -22,7 +22,7 @@ from .topology import is_topology_url, parse_nodes, parse_url, topology_from_set
 
 QUEUE_DEFAULTS: dict[str, Any] = {
     "CONCURRENCY": 1,
-    "JOB_TIMEOUT": 5.0,
+    "JOB_TIMEOUT": 600.0,
     "LEASE": 10.0,
     "MAX_ATTEMPTS": 1,
     "RETRY_BACKOFF": 1.0,

@@ -6,6 +6,7 @@ here, never imported.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,7 +16,7 @@ from django.db import transaction
 from .ids import derive_id, normalise_id
 from .queue import get_queue
 from .store import AddResult, Run
-from .validation import check_add_options, encode_payload
+from .validation import check_add_options, check_dedupe_options, encode_payload, task_policy
 
 # How a worker runs the job of an integration's task: given the run, its payload and the
 # worker's id, return the call that executes it.
@@ -70,9 +71,15 @@ class ConvoyTask:
     if_processing: str = "ignore"
     priority: int = 0
     delay: float = 0
+    if_queued: str = "keep"  # "replace": a waiting job's payload is replaced (a debounce)
+    hold_for: float = 0  # seconds adds of an id are refused after its job ended (a throttle)
     # A schedule named after the task (schedules/): a cron expression, or every N seconds.
     cron: str | None = None
     every: int | None = None
+    # The task's own policy (store.Policy) as its jobs carry it: "" when the queue's settings
+    # apply in full. Built once, by convoy_task, from its max_attempts, timeout, backoff,
+    # retry_on and expires.
+    policy_json: str = field(default="", repr=False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -84,6 +91,8 @@ class ConvoyTask:
         delay: float | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        if_queued: str | None = None,
+        hold_for: float | None = None,
     ) -> ConvoyTask:
         """Return a copy with per-call options, e.g. ``task.using(delay=5).enqueue(7)``."""
         changes = {
@@ -91,9 +100,12 @@ class ConvoyTask:
             "delay": delay,
             "priority": priority,
             "queue": queue,
+            "if_queued": if_queued,
+            "hold_for": hold_for,
         }
         copy = replace(self, **{key: value for key, value in changes.items() if value is not None})
         check_add_options(copy.if_processing, copy.delay, copy.priority)
+        check_dedupe_options(copy.if_queued, copy.hold_for)
         return copy
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
@@ -121,7 +133,15 @@ class ConvoyTask:
             if_processing=self.if_processing,
             delay=self.delay,
             priority=self.priority,
+            policy_json=self.policy_json,
+            if_queued=self.if_queued,
+            hold_for=self.hold_for,
         )[0]
+
+    def cancel(self, *args: Any, **kwargs: Any) -> str | None:
+        """Cancel the job ``enqueue(*args, **kwargs)`` would add (``Queue.cancel``); return the
+        state it was in, or None when there was nothing to cancel."""
+        return get_queue(self.queue).cancel(self.id_for(*args, **kwargs))
 
     def enqueue_on_commit(self, *args: Any, using: str | None = None, **kwargs: Any) -> None:
         """Queue the run when the current transaction commits (never, if it rolls back)."""
@@ -138,26 +158,43 @@ def convoy_task(
     job_id: Callable[..., Any] | None = None,
     if_processing: str = "ignore",
     priority: int = 0,
+    if_queued: str = "keep",
+    hold_for: float = 0,
     cron: str | None = None,
     every: int | None = None,
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+    backoff: float | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    expires: Any = None,
 ) -> Any:
     """Register a function as a convoy task; usable bare (``@convoy_task``) or with options.
 
     ``cron`` or ``every`` also schedules it (with no arguments), as a ``CONVOY["SCHEDULE"]``
     entry named after the task's dotted path would; ``manage.py check`` validates them.
+    ``max_attempts``, ``timeout`` (seconds, 0: none) and ``backoff`` (seconds) override the
+    queue's ``MAX_ATTEMPTS``, ``JOB_TIMEOUT`` and ``RETRY_BACKOFF`` for this task's jobs;
+    ``retry_on`` retries only those exception types; ``expires`` (seconds after the add, or a
+    datetime) fails a job not started by then, with reason ``expired``. Each job carries them.
     """
 
     def register(func: Callable[..., Any]) -> ConvoyTask:
         check_add_options(if_processing, 0, priority)
+        check_dedupe_options(if_queued, hold_for)
+        name = f"{func.__module__}.{func.__qualname__}"
+        policy = task_policy(name, max_attempts, timeout, backoff, retry_on, expires)
         task = ConvoyTask(
             func=func,
-            name=f"{func.__module__}.{func.__qualname__}",
+            name=name,
             queue=queue,
             job_id=job_id,
             if_processing=if_processing,
             priority=priority,
+            if_queued=if_queued,
+            hold_for=hold_for,
             cron=cron,
             every=every,
+            policy_json=json.dumps(policy, separators=(",", ":")) if policy else "",
         )
         _tasks[task.name] = task
         return task

@@ -46,8 +46,18 @@ class JobJammed(ConvoyError):
     """A job's worker died or stopped renewing its lease more than ``MAX_JAMS`` times."""
 
 
-class JobTimeout(ConvoyError):
-    """A job ran longer than its queue's ``JOB_TIMEOUT``."""
+class JobTimeout(ConvoyError, TimeoutError):
+    """A job ran longer than its timeout (its task's ``timeout``, else its queue's
+    ``JOB_TIMEOUT``); a ``TimeoutError``, so ``retry_on=(TimeoutError,)`` retries it."""
+
+
+class JobExpired(ConvoyError):
+    """A job was not started before its task's ``expires``: it is failed, never run."""
+
+
+class JobCancelled(ConvoyError):
+    """The job was cancelled (``Queue.cancel``): raised by ``current_job().check_cancelled()``
+    so that a task stops, and kept as the error of a cancelled job."""
 
 
 class JobNotFound(ConvoyError, LookupError):
@@ -57,6 +67,26 @@ class JobNotFound(ConvoyError, LookupError):
     """
 
     requeued: list[str] = []
+
+    @classmethod
+    def not_failed(cls, queue: str, now: dict[str, str], queued: list[str]) -> JobNotFound:
+        """A requeue that found the ids of ``now`` not failed (each in the state it gives, ""
+        for none), after queueing ``queued``."""
+        said = {
+            job_id: f"it is {state}" if state else "no job has that id"
+            for job_id, state in now.items()
+        }
+        if len(said) == 1 and not queued:
+            job_id, state = next(iter(said.items()))
+            error = cls(f"Job {job_id!r} of queue {queue!r} is not failed: {state}.")
+        else:
+            listed = "; ".join(f"{job_id!r}: {state}" for job_id, state in said.items())
+            error = cls(
+                f"{len(said)} of the jobs to requeue in queue {queue!r} are not failed "
+                f"({listed}); the other {len(queued)} were queued."
+            )
+        error.requeued = queued
+        return error
 
 
 def clause(exc: BaseException) -> str:

@@ -25,12 +25,17 @@ from .store import (
     DataMarks,
     JamGuardRound,
     Job,
+    Policy,
     QueueStore,
     RecoveredJob,
     Run,
+    body_prefix,
+    policy_of,
 )
 from .store.replies import COUNTS
-from .validation import check_add_options, encode_payload
+from .validation import check_add_options, check_dedupe_options, encode_payload, encode_result
+
+PROGRESS_TTL_MS = 24 * 3600 * 1000  # a run's progress outlives its last report by a day
 
 
 def get_queue(name: str) -> ConvoyQueue:
@@ -81,8 +86,14 @@ class ConvoyQueue:
         if_processing: str = "ignore",
         delay: Any = 0,
         priority: int = 0,
+        if_queued: str = "keep",
+        hold_for: Any = 0,
     ) -> AddResult:
-        """Queue ``job_id`` unless it is already queued, scheduled or processing."""
+        """Queue ``job_id`` unless it is already queued, scheduled or processing.
+
+        ``if_queued="replace"``: an add of a waiting id replaces its payload (and with a
+        ``delay`` restarts it: a debounce). ``hold_for``: once this job ends, adds of its id
+        are refused for that many seconds (state "held": a throttle)."""
         payload_json = encode_payload(payload, self.config.max_payload_bytes, self.name)
         return self.add_encoded(
             None,
@@ -90,6 +101,8 @@ class ConvoyQueue:
             if_processing=if_processing,
             delay=delay,
             priority=priority,
+            if_queued=if_queued,
+            hold_for=hold_for,
         )[0]
 
     def add_jobs(
@@ -99,6 +112,8 @@ class ConvoyQueue:
         if_processing: str = "ignore",
         delay: Any = 0,
         priority: int = 0,
+        if_queued: str = "keep",
+        hold_for: Any = 0,
     ) -> list[AddResult]:
         """Add many jobs in one round trip; each is an id or an ``(id, payload)`` pair."""
         entries = []
@@ -108,7 +123,13 @@ class ConvoyQueue:
                 (job_id, encode_payload(payload, self.config.max_payload_bytes, self.name))
             )
         return self.add_encoded(
-            None, entries, if_processing=if_processing, delay=delay, priority=priority
+            None,
+            entries,
+            if_processing=if_processing,
+            delay=delay,
+            priority=priority,
+            if_queued=if_queued,
+            hold_for=hold_for,
         )
 
     def add_encoded(
@@ -119,22 +140,26 @@ class ConvoyQueue:
         if_processing: str = "ignore",
         delay: Any = 0,
         priority: int = 0,
+        policy_json: str = "",
+        if_queued: str = "keep",
+        hold_for: Any = 0,
     ) -> list[AddResult]:
-        """Add (id, payload JSON) entries for ``task``: validated first, then one script call
-        per ``store.BATCH`` entries."""
+        """Add (id, payload JSON) entries for ``task`` (with its policy, ``store.Policy``, as
+        JSON): validated first, then one script call per ``store.BATCH`` entries."""
         seconds = check_add_options(if_processing, delay, priority)
+        hold_ms = check_dedupe_options(if_queued, hold_for)
         ids = [normalise_id(job_id) for job_id, _ in entries]
         with tracing.adding(self.name, ids) as (head, traced):
             pairs: list[str] = []
-            prefix = head + (
-                '"payload":' if task is None else f'"task":{json.dumps(task)},"payload":'
-            )
+            # head: "{", or '{"trace":{...},' to carry the add's context (tracing.py).
+            prefix = head + body_prefix(task, policy_json)[1:]
             for job_id, (_, payload_json) in zip(ids, entries, strict=True):
                 pairs += (job_id, prefix + payload_json + "}")
-            replies = self.store.add(pairs, if_processing, int(seconds * 1000), priority)
+            replies = self.store.add(
+                pairs, if_processing, int(seconds * 1000), priority, if_queued, hold_ms
+            )
             results = [
-                AddResult(job_id, added, state, rerun)
-                for job_id, (added, state, rerun) in zip(ids, replies, strict=True)
+                AddResult(job_id, *reply) for job_id, reply in zip(ids, replies, strict=True)
             ]
             traced(results)
         if signals.job_added.receivers:
@@ -229,6 +254,17 @@ class ConvoyQueue:
             )
         return state
 
+    def cancel(self, job_id: str | int, *, by: str = "") -> str | None:
+        """Cancel a job; return the state it was in, or None when there was nothing to cancel.
+
+        A queued or scheduled job is removed and its id released. A processing or jammed job's
+        run loses its job at once (its fence is revoked: nothing it writes afterwards counts;
+        its worker notices within a lease renewal) and the job is kept as failed, cancelled
+        ``by`` whom, for ``FAILED_TTL``. A pending rerun is dropped too.
+        """
+        state = self.store.cancel(normalise_id(job_id), by, self.failed_ttl_ms)
+        return state or None
+
     def requeue_failed(self, job_ids: Iterable[str | int] | None = None) -> list[str]:
         """Give failed jobs (these, or all of them) a fresh run; return the ids queued.
 
@@ -241,7 +277,9 @@ class ConvoyQueue:
         queued = self.store.requeue(ids)
         if len(queued) < len(ids):
             done = set(queued)
-            raise _not_failed(self, [job_id for job_id in ids if job_id not in done], queued)
+            found = {job_id: self.get_job(job_id) for job_id in ids if job_id not in done}
+            now = {job_id: job.state if job else "" for job_id, job in found.items()}
+            raise JobNotFound.not_failed(self.name, now, queued)
         return queued
 
     def pause(self) -> None:
@@ -277,11 +315,34 @@ class ConvoyQueue:
 
     def fail(self, run: Run, error: dict[str, Any], *, final: bool | None = None) -> str:
         """End a failed run: 'retry', 'failed', 'rerun', or 'stale' when it was taken meanwhile.
-        ``final`` None: the queue's rule (``retries.failure_is_final``) decides."""
+        ``final`` None: the rule (``is_final``) decides, for a run whose code could not say.
+        A retry waits its task's ``backoff`` (else the queue's ``RETRY_BACKOFF``), doubled
+        per attempt."""
+        policy = policy_of(run.body)
         if final is None:
-            final = failure_is_final(None, run.attempt, self.config.max_attempts)
-        delay_ms = -1 if final else int(retry_delay(run.attempt, self.config.retry_backoff) * 1000)
+            final = self.is_final(run, None, policy)
+        backoff = self.config.retry_backoff if policy.backoff is None else policy.backoff
+        delay_ms = -1 if final else int(retry_delay(run.attempt, backoff) * 1000)
         return self.store.fail(run, json.dumps(error), delay_ms, self.failed_ttl_ms)
+
+    def is_final(self, run: Run, exc: BaseException | None, policy: Policy | None = None) -> bool:
+        """Whether ``run`` failing with ``exc`` is its job's last run (``retries``' rule), by
+        its task's ``max_attempts`` and ``retry_on`` (``policy``), else the queue's."""
+        policy = policy or policy_of(run.body)
+        max_attempts = policy.max_attempts or self.config.max_attempts
+        return failure_is_final(exc, run.attempt, max_attempts, policy.retry_on)
+
+    def timeout_of(self, run: Run) -> float:
+        """Seconds ``run`` may take (0: no limit): its task's ``timeout``, else JOB_TIMEOUT."""
+        timeout = policy_of(run.body).timeout
+        return self.config.job_timeout if timeout is None else timeout
+
+    def expired(self, run: Run, policy: Policy) -> bool:
+        """Whether ``run``'s job was not started before its task's ``expires``, by Redis's
+        clock (one round trip, for jobs whose task has ``expires`` only)."""
+        now_ms, enqueued_ms = self.store.clock_and_enqueued(run.id)
+        deadline = policy.expires(enqueued_ms)
+        return deadline is not None and now_ms >= deadline
 
     def keep_result(self, run: Run, value: Any) -> bool:
         """Keep what ``run``'s code returned, as JSON, for the queue's ``RESULT_TTL``; a value
@@ -290,18 +351,15 @@ class ConvoyQueue:
         ttl_ms = int(self.config.result_ttl * 1000)
         if ttl_ms <= 0:
             return True
-        try:
-            text, kept = json.dumps(value, separators=(",", ":"), ensure_ascii=False), True
-        except (TypeError, ValueError) as exc:
-            text, kept = f"not JSON ({type(exc).__name__}: {exc})", False
-        size = len(text.encode()) if kept else 0
-        if size > self.config.max_result_bytes:
-            text, kept = (
-                f"too large: {size:,} bytes of JSON, over this queue's MAX_RESULT_BYTES "
-                f"({self.config.max_result_bytes:,})",
-                False,
-            )
+        text, kept = encode_result(value, self.config.max_result_bytes)
         return self.store.keep_result(run, kept, text, ttl_ms)
+
+    def set_progress(self, run: Run, done: float, total: float | None, message: str) -> bool:
+        """Record how far ``run`` got (kept a day after its last report); False when the run
+        no longer holds its job (nothing written)."""
+        return self.store.set_progress(
+            run, repr(done), "" if total is None else repr(total), message, PROGRESS_TTL_MS
+        )
 
     def renew(self, runs: Sequence[tuple[str, str]]) -> list[int]:
         """Extend the leases of runs; per run 1 renewed, 0 refused (taken meanwhile)."""
@@ -324,26 +382,6 @@ class ConvoyQueue:
     def data_marks(self) -> DataMarks:
         """Read the queue's sequence counter and birth time (see ``health.DataMarkWatch``)."""
         return self.store.data_marks()
-
-
-def _not_failed(queue: ConvoyQueue, missing: list[str], queued: list[str]) -> JobNotFound:
-    """The error of a requeue that found ``missing`` not failed, saying what each is now."""
-    found = {job_id: queue.get_job(job_id) for job_id in missing}
-    now = {
-        job_id: f"it is {job.state}" if job else "no job has that id"
-        for job_id, job in found.items()
-    }
-    if len(missing) == 1 and not queued:
-        message = f"Job {missing[0]!r} of queue {queue.name!r} is not failed: {now[missing[0]]}."
-    else:
-        listed = "; ".join(f"{job_id!r}: {state}" for job_id, state in now.items())
-        message = (
-            f"{len(missing)} of the jobs to requeue in queue {queue.name!r} are not failed "
-            f"({listed}); the other {len(queued)} were queued."
-        )
-    error = JobNotFound(message)
-    error.requeued = queued
-    return error
 
 
 Queue = ConvoyQueue  # the name README and existing code use

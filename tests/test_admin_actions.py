@@ -181,10 +181,43 @@ def test_job_page_offers_the_actions_of_its_state(admin_client, default):
     failed = admin_client.get(job_url("default", "broken")).content.decode()
     jammed = admin_client.get(job_url("default", "stuck")).content.decode()
     assert re.findall(r"/do/([a-z-]+)/", failed) == ["requeue", "delete"]
-    assert re.findall(r"/do/([a-z-]+)/", jammed) == ["release"]
+    assert re.findall(r"/do/([a-z-]+)/", jammed) == ["release", "cancel"]
 
 
 def test_unknown_actions_are_404(admin_client, default):
     assert admin_client.post(action_url("default", "explode")).status_code == 404
     assert admin_client.post(action_url("default", "explode", "x")).status_code == 404
     assert admin_client.post(action_url("nope", "pause")).status_code == 404
+
+
+def test_cancel_a_processing_job_asks_first_and_records_who(admin_client, admin_user, default):
+    claim(default, "busy")
+    page = admin_client.get(job_url("default", "busy"))
+    assert action_url("default", "cancel", "busy").encode() in page.content
+    question = admin_client.get(action_url("default", "cancel", "busy"))
+    assert b"Cancel the processing job busy of queue default?" in question.content
+    response = admin_client.post(action_url("default", "cancel", "busy"))
+    assert response["Location"] == job_url("default", "busy")
+    error = default.get_job("busy").last_error
+    assert (error["reason"], error["cancelled_by"]) == ("cancelled", admin_user.get_username())
+    message = (
+        "Cancelled processing job 'busy' of queue default: its run was stopped (its worker "
+        "lets go of it within a lease renewal) and the job is kept as cancelled."
+    )
+    assert messages_of(response) == [message]
+    assert only_log_entry(admin_user).change_message == message
+
+
+def test_cancel_a_queued_job_frees_its_id(admin_client, default):
+    default.add_job("waiting")
+    response = admin_client.post(action_url("default", "cancel", "waiting"))
+    assert response["Location"] == queue_url("default", "queued")
+    assert default.get_job("waiting") is None
+
+
+def test_cancel_of_a_job_that_moved_meanwhile_changes_nothing(admin_client, default):
+    fail(default, "broken")
+    response = admin_client.post(action_url("default", "cancel", "broken"))
+    assert response["Location"] == job_url("default", "broken")
+    assert "is not queued, scheduled, processing or jammed" in messages_of(response)[0]
+    assert default.get_job("broken").last_error["type"] == "builtins.ValueError"

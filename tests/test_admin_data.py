@@ -8,7 +8,7 @@ from django_convoy import get_queue
 from django_convoy.dashboard.browse import PREVIEW_BYTES, list_jobs
 from django_convoy.dashboard.display import duration
 from django_convoy.dashboard.statistics import get_statistics, paused_queues
-from django_convoy.store.records import split_body
+from django_convoy.store.bodies import split_body
 from tests.admin_helpers import beat, claim, fail, jam
 
 

@@ -337,12 +337,16 @@ def test_a_value_that_was_not_kept_says_why(admin_client, default):
     assert "not kept: not JSON (TypeError: Object of type object is not JSON serializable)" in html
 
 
-def test_a_django_tasks_job_links_to_its_result_and_return_value(admin_client, default):
+def test_a_django_tasks_job_links_to_its_result_and_return_value(
+    admin_client, default, django_capture_on_commit_callbacks
+):
     pytest.importorskip(FRAMEWORK)
     from django_convoy.testing import drain
     from tests.djtasks import tasks as djtasks
 
-    result = djtasks.calculate_meaning_of_life.enqueue()
+    # The test runs in a transaction: the run is enqueued when it "commits" (the default).
+    with django_capture_on_commit_callbacks(execute=True):
+        result = djtasks.calculate_meaning_of_life.enqueue()
     (row,) = default.store.page("queued", 0, 1, 100)[2]
     html = admin_client.get(job_url("default", row.id)).content.decode()
     link = re.search(r'<a href="([^"]+)" id="convoy-task-result-link">', html)[1]

@@ -45,5 +45,13 @@ def test_only_the_store_runs_scripts():
 
 def test_writes_and_reads_are_declared():
     reads = {name for name, spec in SPECS.items() if not spec.writes}
-    assert reads == {"inspect", "stats", "browse", "running", "task_result", "still_owns"}
+    assert reads == {
+        "inspect",
+        "stats",
+        "browse",
+        "running",
+        "task_result",
+        "still_owns",
+        "enqueued_at",
+    }
     assert {name for name, spec in SPECS.items() if spec.add} == {"add", "task_add"}

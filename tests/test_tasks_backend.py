@@ -466,3 +466,99 @@ def test_an_idle_worker_is_handed_a_task_run_without_claiming_it(monkeypatch, re
         wait_until(lambda: tasks.calculate_meaning_of_life.get_result(result.id).is_finished)
     assert tasks.calculate_meaning_of_life.get_result(result.id).return_value == 42
     assert claimed == []  # no claim returned it: the add handed it over
+
+
+def test_a_run_cancelled_before_it_ran_reads_failed_with_a_job_cancelled_error():
+    result = tasks.noop_task.enqueue()
+    assert get_queue("default").cancel(result.id) == "queued"
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert [e.exception_class_path for e in result.errors] == [
+        "django_convoy.exceptions.JobCancelled"
+    ]
+    assert get_queue("default").get_job(result.id) is None  # its id is free
+
+
+def test_a_run_cancelled_while_running_reads_failed_and_cannot_write_its_result(gate):
+    queue = get_queue("default")
+    result = tasks.held_first_time.enqueue()
+    (run,) = queue.claim(1, "worker-a").runs
+    late = threading.Thread(target=execute, args=(run, "worker-a"))
+    late.start()
+    wait_until(lambda: tasks.held_first_time.get_result(result.id).worker_ids)  # it started
+    assert queue.cancel(result.id, by="alice") == "processing"
+    gate.set()  # the task returns only now: its result write is refused
+    late.join(5)
+    assert queue.ack([(run.id, run.token)]) == [0]
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert [e.exception_class_path for e in result.errors] == [
+        "django_convoy.exceptions.JobCancelled"
+    ]
+    assert result.worker_ids == ["worker-a"]
+
+
+def drain_until_finished(result, timeout=10.0):
+    from django_convoy.testing import drain
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drain(get_queue("retrying").name)
+        result.refresh()
+        if result.status in ("SUCCESSFUL", "FAILED"):
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{result.id} did not finish: {result.status}")
+
+
+def test_a_tasks_own_max_attempts_and_retry_on_override_the_queues():
+    retried = drain_until_finished(tasks.picky.enqueue("os"))  # the queue allows 3 attempts
+    assert (retried.status, retried.attempts) == ("FAILED", 2)
+    assert [e.exception_class_path for e in retried.errors] == ["builtins.OSError"] * 2
+    not_retried = drain_until_finished(tasks.picky.enqueue("value"))
+    assert (not_retried.status, not_retried.attempts) == ("FAILED", 1)
+
+
+def never_defined():
+    pass
+
+
+def test_a_bad_task_policy_is_refused_when_the_task_is_defined():
+    with pytest.raises(InvalidTask, match="max_attempts must be an int >= 1, not 0"):
+        task(max_attempts=0)(never_defined)
+
+
+def test_a_task_defined_in_any_module_of_an_installed_app_runs_on_a_worker():
+    """The worker process never imported tests.djtasks.jobs: it does so for the job, because
+    the module lies inside an installed app."""
+    from tests.djtasks import jobs
+
+    result = jobs.paint.enqueue("red")
+    worker = manage("convoy_worker", "default", "--burst")
+    assert worker.wait(60) == 0, worker.stdout.read()
+    result.refresh()
+    assert (result.status, result.return_value) == ("SUCCESSFUL", "painted red")
+
+
+def test_a_task_outside_every_installed_app_is_refused_with_a_clear_error():
+    from tests import stray_jobs
+
+    result = stray_jobs.stray.enqueue()
+    worker = manage("convoy_worker", "default", "--burst")
+    assert worker.wait(60) == 0, worker.stdout.read()
+    job = get_queue("default").get_job(result.id)
+    assert job.state == "failed"
+    assert job.last_error["type"] == "django_convoy.exceptions.UnknownTask"
+    assert (
+        "'tests.stray_jobs.stray' is not in a module of an installed app"
+        in (job.last_error["message"])
+    )
+
+
+def test_only_modules_inside_an_installed_apps_package_are_candidates():
+    from django_convoy.discovery import app_module_of
+
+    assert app_module_of("tests.djtasks.jobs.paint") == "tests.djtasks.jobs"
+    assert app_module_of("tests.djtasks.jobs.Outer.method") == "tests.djtasks.jobs.Outer"
+    assert app_module_of("os.system") is None
+    assert app_module_of("tests.stray_jobs.stray") is None

@@ -1,6 +1,8 @@
 """Enqueue on commit, for Django tasks (ENQUEUE_ON_COMMIT) and @convoy_task (enqueue_on_commit),
 on SQLite and on PostgreSQL: nothing reaches Redis before the commit, or ever after a rollback."""
 
+import time
+
 import pytest
 from django.db import connections, transaction
 from django.test import override_settings
@@ -95,8 +97,13 @@ def test_deduplicated_enqueue_on_commit_turns_into_the_live_run(on_commit):
     assert (again.id, again.added) == (first.id, False)
 
 
-def test_without_the_option_a_django_task_is_enqueued_inside_the_transaction(database):
-    with pytest.raises(Rollback), transaction.atomic(using=database):
+def test_with_the_option_off_a_django_task_is_enqueued_inside_the_transaction(database):
+    options = {"ENQUEUE_ON_COMMIT": False, "DATABASE": database}
+    with (
+        override_settings(TASKS={**TASKS, "default": {**TASKS["default"], "OPTIONS": options}}),
+        pytest.raises(Rollback),
+        transaction.atomic(using=database),
+    ):
         tasks.noop_task.enqueue()
         raise Rollback
     assert queued() == 1
@@ -114,3 +121,30 @@ def test_convoy_task_enqueue_on_commit_is_dropped_on_rollback(database):
         convoy_tasks.record.enqueue_on_commit("k", using=database)
         raise Rollback
     assert get_queue("default").get_job("rec-k") is None
+
+
+def test_by_default_a_run_enqueued_in_a_transaction_waits_for_its_commit_with_a_worker_running(
+    database,
+):
+    """Wagtail's case: a post_save receiver enqueues inside the admin's transaction. A worker
+    waiting for work must not start the run before the commit makes its rows visible."""
+    from django_convoy.backends.options import OPTION_DEFAULTS
+    from tests.helpers import ThreadedWorker, wait_until
+
+    assert OPTION_DEFAULTS["ENQUEUE_ON_COMMIT"] is True
+    options = {"DATABASE": database}  # ENQUEUE_ON_COMMIT left to its default
+    with (
+        override_settings(TASKS={**TASKS, "default": {**TASKS["default"], "OPTIONS": options}}),
+        ThreadedWorker("default"),
+    ):
+        with transaction.atomic(using=database):
+            result = tasks.calculate_meaning_of_life.enqueue()
+            time.sleep(0.5)  # an idle worker would have started it by now
+            assert queued() == 0 and result.enqueued_at is None
+        wait_until(lambda: tasks.calculate_meaning_of_life.get_result(result.id).is_finished)
+        assert tasks.calculate_meaning_of_life.get_result(result.id).return_value == 42
+
+
+def test_outside_a_transaction_the_run_is_enqueued_at_once(database):
+    result = tasks.calculate_meaning_of_life.enqueue()
+    assert (queued(), result.added) == (1, True)

@@ -7,7 +7,7 @@ import pytest
 from django_convoy import get_queue
 from django_convoy.observability import tracing
 from django_convoy.store import decode_body
-from django_convoy.store.records import split_body
+from django_convoy.store.bodies import split_body
 from tests.helpers import manage
 
 pytest.importorskip("opentelemetry.sdk")

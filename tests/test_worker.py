@@ -325,11 +325,11 @@ def test_an_executor_error_outside_the_job_fails_the_run_and_frees_its_slot(monk
     real_execute = worker_module.execute
     calls = []
 
-    def failing_once(job, worker_id):
+    def failing_once(job, worker_id, **options):
         calls.append(job.id)
         if len(calls) == 1:
             raise OSError("cannot start a child process (simulated)")
-        return real_execute(job, worker_id)
+        return real_execute(job, worker_id, **options)
 
     monkeypatch.setattr(worker_module, "execute", failing_once)
     tasks.record.enqueue("first")

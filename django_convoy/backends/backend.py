@@ -25,15 +25,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
 from functools import cached_property, partial
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
-from django.utils import timezone
+from django.db import connections, transaction
 from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
 
@@ -42,9 +40,9 @@ from ..decorators import register_runner
 from ..exceptions import InvalidJob, JobNotFound, UnknownQueue
 from ..ids import derive_id, normalise_id
 from ..queue import ConvoyQueue, get_queue
-from ..retries import failure_is_final
 from ..store import Run, encode_body
-from ..validation import IF_PROCESSING, MAX_DELAY_SECONDS, encode_payload
+from ..validation import IF_PROCESSING, MAX_DELAY_SECONDS, encode_payload, task_policy
+from . import aio
 from .framework import (
     BaseTaskBackend,
     InvalidTask,
@@ -65,6 +63,7 @@ from .results import (
     TaskRun,
     add_run,
     define,
+    epoch_ms,
     finish_run,
     read_result,
     ready_result,
@@ -84,10 +83,23 @@ class ConvoyBackendTask(Task):
     know to the backend's ``task_class``, this one. With a ``job_id``, enqueueing while a run of
     that id is queued or running returns that run's result (``added`` False) instead of adding
     a run; ``if_processing="rerun"`` then queues one more run for when the running one ends.
+    ``max_attempts``, ``timeout`` and ``retry_on`` override the queue's settings for this
+    task's runs, as ``@convoy_task``'s do (README: Per-task policies).
     """
 
     job_id: Callable[..., Any] | None = None
     if_processing: str = "ignore"
+    max_attempts: int | None = None
+    timeout: float | None = None
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None
+
+    @property
+    def policy_json(self) -> str:
+        """The policy each run of this task carries in its body ("" if none)."""
+        policy = task_policy(
+            self.module_path, self.max_attempts, self.timeout, None, self.retry_on, None
+        )
+        return json.dumps(policy, separators=(",", ":")) if policy else ""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A job_id is usually a lambda, which pickle cannot carry: like Django's own Task,
@@ -201,28 +213,59 @@ class ConvoyBackend(BaseTaskBackend):
                     "job_id must be a function that returns the job id from the task's "
                     f"arguments, not {task.job_id!r}."
                 )
+            try:
+                task.policy_json  # noqa: B018 - validates max_attempts, timeout, retry_on
+            except InvalidJob as exc:
+                raise InvalidTask(str(exc)) from None
         if define(task):
             register_runner(task.module_path, _attempt)
 
     def enqueue(self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]) -> ConvoyTaskResult:
-        """Queue a run of ``task``; with ENQUEUE_ON_COMMIT, once the transaction commits."""
+        """Queue a run of ``task``; inside a transaction, once it commits (ENQUEUE_ON_COMMIT,
+        the default)."""
+        queue, run, job_id, body = self._prepare(task, args, kwargs)
+        add = partial(self._add, task, run, queue, job_id, body)
+        if not self.waits_for_commit():
+            return add()
+        pending = ready_result(task, run, None, added=None)
+        transaction.on_commit(lambda: _fill(pending, add()), using=self._options.database)
+        return pending
+
+    def waits_for_commit(self) -> bool:
+        """Whether an enqueue now waits for a commit: inside a transaction (a worker must not
+        start the run before its rows are visible); outside one there is nothing to wait for."""
+        database = self._options.database
+        return self._options.enqueue_on_commit and connections[database].in_atomic_block
+
+    def _prepare(
+        self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]
+    ) -> tuple[ConvoyQueue, TaskRun, str, str]:
+        """The queue, run, job id and body of an enqueue; everything that can be wrong with
+        the run is found here, in the caller's code."""
         self.validate_task(task)
         queue = self._queue(task.queue_name)
         run = self._new_run(task, args, kwargs)
-        # Everything that can be wrong with the run is found here, in the caller's code.
-        if task.run_after and _epoch_ms(task.run_after) > (time.time() + MAX_DELAY_SECONDS) * 1000:
+        if task.run_after and epoch_ms(task.run_after) > (time.time() + MAX_DELAY_SECONDS) * 1000:
             raise InvalidTask(
                 f"run_after must be at most ten years ({MAX_DELAY_SECONDS} s) ahead, not "
                 f"{task.run_after.isoformat()}."
             )
         job_id = self._job_id(task, args, kwargs, run)
         payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
-        add = partial(self._add, task, run, queue, job_id, encode_body(task.module_path, payload))
-        if not self._options.enqueue_on_commit:
-            return add()
-        pending = ready_result(task, run, None, added=None)
-        transaction.on_commit(lambda: _fill(pending, add()), using=self._options.database)
-        return pending
+        return (
+            queue,
+            run,
+            job_id,
+            encode_body(task.module_path, payload, getattr(task, "policy_json", "")),
+        )
+
+    async def aenqueue(self, task: Task, args: Iterable[Any], kwargs: Any) -> ConvoyTaskResult:
+        """``enqueue`` with redis-py's asyncio client: no thread (``aio.py``)."""
+        return await aio.enqueue(self, task, args, kwargs)
+
+    async def aget_result(self, result_id: str) -> ConvoyTaskResult:
+        """``get_result`` with redis-py's asyncio client: no thread (``aio.py``)."""
+        return await aio.get_result(self, result_id)
 
     def _new_run(self, task: Task, args: Iterable[Any], kwargs: dict[str, Any]) -> TaskRun:
         return TaskRun(
@@ -248,7 +291,7 @@ class ConvoyBackend(BaseTaskBackend):
         queue = self._queue(task.queue_name)
         run = self._new_run(task, args, kwargs)
         payload = encode_payload(run.payload(), queue.config.max_payload_bytes, queue.name)
-        body = encode_body(task.module_path, payload)
+        body = encode_body(task.module_path, payload, getattr(task, "policy_json", ""))
         return queue, body, queue.store.result_key(run.result_id), self._keep_ms(queue)
 
     def _job_id(self, task: Task, args: Any, kwargs: dict[str, Any], run: TaskRun) -> str:
@@ -259,19 +302,16 @@ class ConvoyBackend(BaseTaskBackend):
             return derive_id(task.module_path, task.func, tuple(run.args), run.kwargs)
         return run.result_id
 
+    def add_args(self, task: Task, queue: ConvoyQueue, job_id: str, body: str) -> list[Any]:
+        """The ARGV of ``task_add.lua`` for a run of ``task``."""
+        due_ms = epoch_ms(task.run_after) if task.run_after else 0
+        if_processing = getattr(task, "if_processing", "ignore")
+        return [job_id, body, if_processing, due_ms, task.priority, self._keep_ms(queue)]
+
     def _add(
         self, task: Task, run: TaskRun, queue: ConvoyQueue, job_id: str, body: str
     ) -> ConvoyTaskResult:
-        added = add_run(
-            queue,
-            job_id,
-            body,
-            run.result_id,
-            if_processing=getattr(task, "if_processing", "ignore"),
-            due_ms=_epoch_ms(task.run_after) if task.run_after else 0,
-            priority=task.priority,
-            keep_ms=self._keep_ms(queue),
-        )
+        added = add_run(queue, run.result_id, self.add_args(task, queue, job_id, body))
         if added.outcome == "exists":
             if not added.result_id:
                 raise InvalidJob(
@@ -323,7 +363,7 @@ class ConvoyBackend(BaseTaskBackend):
             value = json.dumps(normalize_json(returned))
         except BaseException as exc:  # noqa: B036 - recorded, then raised again for the worker
             # Final by the rule the worker applies to the exception raised again below.
-            final = failure_is_final(exc, job.attempt, queue.config.max_attempts)
+            final = queue.is_final(job, exc)
             cls = type(exc)
             error = {
                 "exception_class_path": f"{cls.__module__}.{cls.__qualname__}",
@@ -354,10 +394,3 @@ def _fill(pending: ConvoyTaskResult, result: ConvoyTaskResult) -> None:
     """Give a result returned before the commit what the enqueue at the commit found."""
     for f in fields(result):
         object.__setattr__(pending, f.name, getattr(result, f.name))
-
-
-def _epoch_ms(moment: datetime) -> int:
-    """A run_after as Redis-clock milliseconds (a naive one is in the default time zone)."""
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return int(moment.timestamp() * 1000)

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from ..discovery import import_task_module
 from ..exceptions import UnknownTask
 from ..queue import ConvoyQueue
 from ..store import Run, decode_body, from_ms
@@ -60,13 +61,17 @@ def define(task: Task) -> bool:
 
 def defined_task(name: str) -> Task:
     """Return the task defined under ``name``; raise UnknownTask if none is."""
-    try:
-        return _defined[name]
-    except KeyError:
-        raise UnknownTask(
-            f"No Django task {name!r} is defined in this process with a convoy backend; define "
-            "it in an installed app's tasks module, with @task on a convoy backend."
-        ) from None
+    found = _defined.get(name)
+    if found is None:
+        why = import_task_module(name)  # defined in another module of an installed app?
+        found = _defined.get(name)
+        if found is None:
+            raise UnknownTask(
+                f"No Django task {name!r} is defined in this process with a convoy backend; "
+                f"define it in a module of an installed app, with @task on a convoy backend"
+                f"{'; ' + why if why else '.'}"
+            )
+    return found
 
 
 @dataclass(frozen=True)
@@ -137,19 +142,9 @@ class Added:
     result_id: str  # the run the job id stands for ('' if not a Django task's)
 
 
-def add_run(
-    queue: ConvoyQueue,
-    job_id: str,
-    body: str,
-    result_id: str,
-    *,
-    if_processing: str,
-    due_ms: int,
-    priority: int,
-    keep_ms: int,
-) -> Added:
-    """Queue (or schedule) a run and create its READY result, unless the job id is live."""
-    args = [job_id, body, if_processing, due_ms, priority, keep_ms]
+def add_run(queue: ConvoyQueue, result_id: str, args: list[Any]) -> Added:
+    """Queue (or schedule) a run and create its READY result, unless the job id is live;
+    ``args``: ``ConvoyBackend.add_args``."""
     return Added(*queue.store.call("task_add", args, [queue.store.result_key(result_id)]))
 
 
@@ -309,3 +304,10 @@ def _when(ms: str | int | None) -> datetime | None:
     if moment is None or settings.USE_TZ:
         return moment
     return timezone.make_naive(moment, timezone.get_default_timezone())
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A run_after as Redis-clock milliseconds (a naive one is in the default time zone)."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return int(moment.timestamp() * 1000)

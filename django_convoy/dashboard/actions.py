@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from ..exceptions import JobNotFound
 from ..queue import ConvoyQueue
 
 
@@ -38,11 +39,12 @@ class QueueAction:
 
 @dataclass(frozen=True)
 class JobAction:
-    """An action on one job, offered while the job is in one of ``states``."""
+    """An action on one job, offered while the job is in one of ``states``; ``run`` gets the
+    queue, the job id and who acts (the user name)."""
 
     name: str
     label: str
-    run: Callable[[ConvoyQueue, str], Done]
+    run: Callable[[ConvoyQueue, str, str], Done]
     states: tuple[str, ...]
     # Asked before acting, formatted with the queue's name and the job's id and state.
     question: str = ""
@@ -92,20 +94,38 @@ def _purge(queue: ConvoyQueue) -> Done:
     )
 
 
-def _requeue(queue: ConvoyQueue, job_id: str) -> Done:
+def _requeue(queue: ConvoyQueue, job_id: str, by: str) -> Done:
     queue.requeue_failed([job_id])  # JobNotFound when it is not failed
     return Done(f"Requeued failed job {job_id!r} of queue {queue.name} as a fresh run.")
 
 
-def _delete(queue: ConvoyQueue, job_id: str) -> Done:
+def _delete(queue: ConvoyQueue, job_id: str, by: str) -> Done:
     state = queue.delete_job(job_id)
     return Done(f"Deleted {state} job {job_id!r} of queue {queue.name}; its id is free.", state)
 
 
-def _release(queue: ConvoyQueue, job_id: str) -> Done:
+def _release(queue: ConvoyQueue, job_id: str, by: str) -> Done:
     queue.release_jammed(job_id)
     return Done(
         f"Released jammed job {job_id!r} of queue {queue.name}: dropped, its id is free.", "jammed"
+    )
+
+
+def _cancel(queue: ConvoyQueue, job_id: str, by: str) -> Done:
+    state = queue.cancel(job_id, by=by)
+    if state is None:
+        raise JobNotFound(
+            f"Job {job_id!r} of queue {queue.name!r} is not queued, scheduled, processing or "
+            "jammed: it finished, failed, or no job has that id."
+        )
+    if state in ("queued", "scheduled"):
+        return Done(
+            f"Cancelled {state} job {job_id!r} of queue {queue.name}: removed, its id is free.",
+            state,
+        )
+    return Done(
+        f"Cancelled {state} job {job_id!r} of queue {queue.name}: its run was stopped (its "
+        "worker lets go of it within a lease renewal) and the job is kept as cancelled."
     )
 
 
@@ -149,6 +169,15 @@ JOB_ACTIONS = {
             ("jammed",),
             "Drop the jammed job {id} of queue {name} and release its id? The jam guard would "
             "otherwise queue it again; after this it runs only if it is added again.",
+        ),
+        JobAction(
+            "cancel",
+            "Cancel",
+            _cancel,
+            ("queued", "scheduled", "processing", "jammed"),
+            "Cancel the {state} job {id} of queue {name}? A waiting job is removed and its id "
+            "freed; a running one is stopped (nothing its run writes afterwards counts) and "
+            "kept as cancelled, as a failed job is.",
         ),
     )
 }

@@ -8,12 +8,12 @@ Bodies and error messages come back cut to a preview: a page of 512 KiB payloads
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..queue import ConvoyQueue
 from ..store import JobRow, from_ms
-from ..store.records import STATES
+from ..store.records import STATES, Progress
 
 PER_PAGE = 50
 PREVIEW_BYTES = 240
@@ -30,6 +30,7 @@ class Page:
     total: int
     rows: list[JobRow]
     now: datetime
+    progress: dict[str, Progress] = field(default_factory=dict)  # processing: by job id
 
     @property
     def num_pages(self) -> int:
@@ -76,4 +77,13 @@ def list_jobs(queue: ConvoyQueue, state: str, number: int = 1, per_page: int = P
 
 def _fetch(queue: ConvoyQueue, state: str, number: int, per_page: int) -> Page:
     now_ms, total, rows = queue.store.page(state, (number - 1) * per_page, per_page, PREVIEW_BYTES)
-    return Page(queue.name, state, number, per_page, total, rows, from_ms(now_ms))
+    progress = {}
+    if state == "processing":  # one more round trip: how far each run got
+        progress = queue.store.progress_of(
+            [(row.id, _ms(row.started_at)) for row in rows if row.started_at]
+        )
+    return Page(queue.name, state, number, per_page, total, rows, from_ms(now_ms), progress)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

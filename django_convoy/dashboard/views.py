@@ -112,7 +112,10 @@ def queue_page(request: HttpRequest, model_admin: ModelAdmin, name: str) -> Http
             {"state": tab, "count": counts[tab], "url": queue_url(queue.name, tab)}
             for tab in TAB_ORDER
         ],
-        "rows": [{"job": row, "url": job_url(queue.name, row.id)} for row in page.rows],
+        "rows": [
+            {"job": row, "url": job_url(queue.name, row.id), "progress": page.progress.get(row.id)}
+            for row in page.rows
+        ],
         "queue_actions": _queue_buttons(queue.name),
         "paused_queues": paused_queues(),
         "live_counts": True,
@@ -251,7 +254,7 @@ def job_action(
             request, model_admin, queue, chosen, chosen.question.format(**facts), job_id
         )
     try:
-        done = chosen.run(queue, job_id)
+        done = chosen.run(queue, job_id, request.user.get_username())
     except JobNotFound as exc:
         messages.error(request, f"{exc} Nothing was changed.")
         return HttpResponseRedirect(job_url(queue.name, job_id))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from ..decorators import registered_tasks
 from ..exceptions import RedisUnavailable
 from ..queue import get_queue
 from ..store import encode_body
@@ -240,7 +241,8 @@ def tick_body(schedule: Schedule) -> tuple[str, tuple[str, int] | None]:
         queue.name,
         what=f"The arguments of schedule {schedule.name}",
     )
-    return encode_body(schedule.task, payload), None
+    task = registered_tasks().get(schedule.task)
+    return encode_body(schedule.task, payload, task.policy_json if task else ""), None
 
 
 def _log(schedule: Schedule, tick: int, reply: Tick) -> None:

@@ -6,6 +6,7 @@ reply reads); ``queues.py`` (``QueueStore``) and ``fleet.py`` (``Fleet``, the wo
 run them; ``records.py`` is the one reader of stored records.
 """
 
+from .bodies import NO_POLICY, Policy, body_prefix, decode_body, encode_body, policy_of
 from .fleet import Fleet, WorkerRecord, worker_alive
 from .queues import BATCH, QueueStore, give_back_wake_token, wait_for_work
 from .records import (
@@ -18,13 +19,12 @@ from .records import (
     JobRow,
     RecoveredJob,
     Run,
-    decode_body,
-    encode_body,
     from_ms,
 )
 
 __all__ = [
     "BATCH",
+    "NO_POLICY",
     "AddResult",
     "ClaimBatch",
     "DataMarks",
@@ -33,11 +33,14 @@ __all__ = [
     "Job",
     "JobResult",
     "JobRow",
+    "Policy",
     "QueueStore",
     "RecoveredJob",
     "Run",
     "WorkerRecord",
+    "body_prefix",
     "decode_body",
+    "policy_of",
     "encode_body",
     "from_ms",
     "give_back_wake_token",

@@ -28,6 +28,7 @@ class QueueKeys(NamedTuple):
     stats: str  # HASH processed / failed totals; born: when the queue was first used
     throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
     idle: str  # ZSET "lease_ms|worker_id" -> deadline_ms * 1000 + free slots: waits for jobs
+    held: str  # ZSET id -> until when adds of it are refused (hold_for); -hold_ms while live
 
 
 def inbox_key(keys: QueueKeys, worker_id: str) -> str:
@@ -50,6 +51,11 @@ def task_result_key(prefix: str, queue: str, result_id: str) -> str:
 def job_result_key(prefix: str, queue: str, job_id: str) -> str:
     """Return the STRING holding what the last run of ``job_id`` returned (``keep_result``)."""
     return f"{prefix}:{{{queue}}}:result:{job_id}"
+
+
+def progress_key(prefix: str, queue: str, job_id: str) -> str:
+    """Return the STRING holding how far the live run of ``job_id`` got (``progress.lua``)."""
+    return f"{prefix}:{{{queue}}}:progress:{job_id}"
 
 
 def error_log_key(prefix: str, queue: str, day: str) -> str:

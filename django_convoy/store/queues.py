@@ -18,12 +18,20 @@ import redis
 from ..connection import reporting_unavailable
 from . import replication, scripts
 from .fleet import Fleet
-from .keys import error_log_key, inbox_key, job_result_key, queue_keys, task_result_key
+from .keys import (
+    error_log_key,
+    inbox_key,
+    job_result_key,
+    progress_key,
+    queue_keys,
+    task_result_key,
+)
 from .records import (
     ClaimBatch,
     DataMarks,
     JamGuardRound,
     Job,
+    Progress,
     RecoveredJob,
     Run,
     from_ms,
@@ -85,11 +93,18 @@ class QueueStore:
     # -- adding -------------------------------------------------------------------------------
 
     def add(
-        self, pairs: list[str], if_processing: str, delay_ms: int, priority: int
-    ) -> list[tuple[bool, str, bool]]:
-        """Add (id, body) ``pairs`` (flat); per job (added, state now, rerun pending)."""
-        found: list[tuple[bool, str, bool]] = []
-        options = [if_processing, delay_ms, priority]
+        self,
+        pairs: list[str],
+        if_processing: str,
+        delay_ms: int,
+        priority: int,
+        if_queued: str = "keep",
+        hold_ms: int = 0,
+    ) -> list[tuple[bool, str, bool, bool]]:
+        """Add (id, body) ``pairs`` (flat); per job (added, state now, rerun pending, body
+        replaced)."""
+        found: list[tuple[bool, str, bool, bool]] = []
+        options = [if_processing, delay_ms, priority, if_queued, hold_ms]
         for start in range(0, len(pairs), 2 * BATCH):
             chunk = pairs if len(pairs) <= 2 * BATCH else pairs[start : start + 2 * BATCH]
             found += self.call("add", options + chunk)
@@ -99,7 +114,7 @@ class QueueStore:
 
     def job(self, job_id: str) -> Job | None:
         """A consistent snapshot of one job, with its last run's kept result, or None."""
-        return self.call("inspect", [job_id], [self._result(job_id)])
+        return self.call("inspect", [job_id], [self._result(job_id), self._progress(job_id)])
 
     def counts(self) -> dict[str, Any]:
         """Each state's count and the totals, split at Redis's now; the pause; Redis's now."""
@@ -137,6 +152,11 @@ class QueueStore:
             pipe.hget(self.keys.stats, "born")
             sequence, born = pipe.execute()
         return DataMarks(to_int(sequence), born or "")
+
+    def clock_and_enqueued(self, job_id: str) -> tuple[int, int]:
+        """Redis's now and when ``job_id``'s job was added (ms; 0 if it has no record)."""
+        now_ms, enqueued_ms = self.call("enqueued_at", [job_id])
+        return now_ms, enqueued_ms
 
     def still_owns(self, job_id: str, token: str) -> bool:
         """Whether the run with ``token`` still holds ``job_id``: its token holds the job and
@@ -198,6 +218,19 @@ class QueueStore:
         """Remove a job in one of the ``allowed`` states (comma-separated): (outcome, state)."""
         outcome, state = self.call("remove", [job_id, allowed])
         return outcome, state
+
+    def cancel(self, job_id: str, by: str, failed_ttl_ms: int) -> str:
+        """Stop ``job_id`` (``cancel.lua``); return the state it was in, '' if none. A Django
+        task's run has its result marked FAILED in the same step: the first call learns which
+        result the job carries, the second passes its key (one round trip for other jobs)."""
+        result_id = ""
+        for _ in range(5):  # a job replaced between the calls by one with another result
+            extra = [self.result_key(result_id)] if result_id else []
+            reply = self.call("cancel", [job_id, by, failed_ttl_ms, result_id], extra)
+            if reply[0] != "result":
+                return reply[0]
+            result_id = reply[1]
+        raise RuntimeError(f"cancel of {job_id!r}: its job kept changing; try again")
 
     def requeue(self, job_ids: list[str] | None) -> list[str]:
         """Give failed jobs (these, or all) a fresh run; return the ids queued."""
@@ -286,6 +319,28 @@ class QueueStore:
 
     def _result(self, job_id: str) -> str:
         return job_result_key(self.key_prefix, self.name, job_id)
+
+    def set_progress(self, run: Run, done: str, total: str, message: str, ttl_ms: int) -> bool:
+        """Record how far ``run`` got; False when it no longer holds its job (nothing written)."""
+        args = [run.id, run.token, done, total, message, ttl_ms]
+        return bool(self.call("progress", args, [self._progress(run.id)]))
+
+    def progress_of(self, rows: Sequence[tuple[str, int | None]]) -> dict[str, Progress]:
+        """The progress of each (id, run started_ms) that reported any, in one MGET (one hash
+        slot: the keys share the queue's tag)."""
+        if not rows:
+            return {}
+        with reporting_unavailable(self.client):
+            texts = self.client.mget([self._progress(job_id) for job_id, _ in rows])
+        found = {}
+        for (job_id, started_ms), text in zip(rows, texts, strict=True):
+            progress = Progress.parse(text, started_ms) if text else None
+            if progress is not None:
+                found[job_id] = progress
+        return found
+
+    def _progress(self, job_id: str) -> str:
+        return progress_key(self.key_prefix, self.name, job_id)
 
     # -- Django Tasks runs and their results --------------------------------------------------
 

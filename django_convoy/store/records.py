@@ -96,13 +96,16 @@ class DataMarks:
 
 @dataclass(frozen=True)
 class AddResult:
-    """What an add did: whether this call queued the id, where the id is now, and whether it
-    asked for a rerun of a processing id (``if_processing="rerun"``) that will happen."""
+    """What an add did: whether this call queued the id, where the id is now ("held": refused
+    by a ``hold_for``), whether it asked for a rerun of a processing id
+    (``if_processing="rerun"``) that will happen, and whether it replaced the payload of the
+    id's waiting job (``if_queued="replace"``)."""
 
     id: str
     added: bool
     state: str
     rerun: bool = False
+    replaced: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,52 @@ class Job:
     rerun_pending: bool = False
     # What the id's last run returned, while kept: state "done" when the job itself is over.
     result: JobResult | None = None
+    progress: Progress | None = None  # how far the live run got, if it said
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run got, as it last said (``current_job().set_progress``)."""
+
+    done: float
+    total: float | None
+    message: str
+    updated_at: datetime | None
+    rate: float | None  # done per second since the run's first report (None: one report yet)
+
+    @property
+    def fraction(self) -> float | None:
+        """done / total, from 0 to 1, when the total is known."""
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+    @property
+    def percent(self) -> int | None:
+        """The fraction as a whole percentage."""
+        fraction = self.fraction
+        return None if fraction is None else int(fraction * 100)
+
+    @classmethod
+    def parse(cls, text: str, started_ms: int | None) -> Progress | None:
+        """Read ``progress.lua``'s record, if it is the run's that started at ``started_ms``."""
+        parts = text.split("|", 5)
+        if len(parts) < 6 or started_ms is None:
+            return None
+        first_ms, first_done, updated_ms = to_int(parts[0]), _float(parts[1]), to_int(parts[2])
+        done, total = _float(parts[3]), _float(parts[4])
+        if first_ms < started_ms or done is None:
+            return None  # an earlier run's
+        seconds = (updated_ms - first_ms) / 1000
+        rate = (done - (first_done or 0.0)) / seconds if seconds > 0 else None
+        return cls(done, total, parts[5], from_ms(updated_ms), rate)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -286,55 +335,6 @@ def state_times(state: str, score: Any) -> dict[str, datetime | None]:
         "due_at": moment if state == "scheduled" else None,
         "failed_at": moment if state == "failed" else None,
     }
-
-
-def encode_body(task: str | None, payload_json: str) -> str:
-    """Build the stored body from an already encoded payload (no second serialisation)."""
-    if task is None:
-        return '{"payload":' + payload_json + "}"
-    return '{"task":' + json.dumps(task) + ',"payload":' + payload_json + "}"
-
-
-def decode_body(body: str) -> tuple[str | None, Any]:
-    """Return (task, payload) of a stored body; raise ValueError if it is not a convoy body."""
-    try:
-        data = json.loads(body)
-    except RecursionError:  # written by hand: add_job refuses what json cannot read back
-        raise ValueError("its JSON is nested too deep to read") from None
-    if not isinstance(data, dict) or "payload" not in data:
-        raise ValueError("not a convoy job body (a JSON object with a 'payload' key)")
-    task = data.get("task")
-    if task is not None and not isinstance(task, str):
-        raise ValueError(f"the body's task must be a string, not {task!r}")
-    return task, data["payload"]
-
-
-def split_body(head: str, *, complete: bool) -> tuple[str | None, str]:
-    """Return (task, the payload's JSON text or its start) from the start of a stored body.
-
-    ``encode_body`` writes ``{"task":<name>,"payload":<json>}`` or ``{"payload":<json>}`` with
-    the payload's compact JSON verbatim, so both can be read from a cut-off head without
-    decoding the whole body. Anything else is shown as it is.
-    """
-    task, rest = None, head
-    if head.startswith('{"trace":'):  # a run's trace context (observability/tracing.py)
-        try:
-            _, end = json.JSONDecoder().raw_decode(head, len('{"trace":'))
-        except ValueError:
-            return None, head
-        head = rest = "{" + head[end + 1 :] if head[end : end + 1] == "," else ""
-    if head.startswith('{"task":'):
-        try:
-            task, end = json.JSONDecoder().raw_decode(head, len('{"task":'))
-        except ValueError:
-            return None, head
-        if not isinstance(task, str):
-            return None, head
-        rest = "{" + head[end + 1 :] if head[end : end + 1] == "," else ""
-    if not rest.startswith('{"payload":'):
-        return None, head
-    payload = rest[len('{"payload":') :]
-    return task, payload[:-1] if complete and payload.endswith("}") else payload
 
 
 @dataclass(frozen=True)

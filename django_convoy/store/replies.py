@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .bodies import decode_body, split_body
 from .counters import Counters
 from .records import (
     DONE,
@@ -18,13 +19,12 @@ from .records import (
     Job,
     JobResult,
     JobRow,
+    Progress,
     RecordHead,
     Run,
     RunRecord,
     Tick,
-    decode_body,
     from_ms,
-    split_body,
     state_times,
     to_int,
 )
@@ -59,9 +59,17 @@ def as_bool(queue: str, args: list[Any], reply: Any) -> bool:
     return bool(to_int(reply))
 
 
-def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool]]:
-    """add.lua: per job (added, state now, rerun requested and pending)."""
-    return [(bool(reply[i]), reply[i + 1], bool(reply[i + 2])) for i in range(0, len(reply), 3)]
+def as_ints(queue: str, args: list[Any], reply: list[Any]) -> list[int]:
+    """Numbers: Redis-clock times, counts."""
+    return [to_int(item) for item in reply]
+
+
+def added(queue: str, args: list[Any], reply: list[Any]) -> list[tuple[bool, str, bool, bool]]:
+    """add.lua: per job (added, state now, rerun requested and pending, body replaced)."""
+    return [
+        (reply[i] == 1, reply[i + 1], bool(reply[i + 2]), reply[i] == 2)
+        for i in range(0, len(reply), 3)
+    ]
 
 
 def claimed(queue: str, args: list[Any], reply: list[Any]) -> ClaimBatch:
@@ -114,7 +122,7 @@ def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
     None."""
     if not reply[1]:
         return None
-    _, state, score, body, counters, run, error, rerun, kept = reply
+    _, state, score, body, counters, run, error, rerun, kept, *rest = reply
     result = JobResult.parse(kept) if kept else None
     if state == DONE:
         return _done(queue, args[0], result)
@@ -142,6 +150,7 @@ def job(queue: str, args: list[Any], reply: list[Any]) -> Job | None:
         jams=head.jams,
         rerun_pending=bool(to_int(rerun)),
         result=result,
+        progress=Progress.parse(rest[0], holder.started_ms) if rest and rest[0] else None,
         **state_times(state, score),
     )
 

@@ -66,6 +66,8 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("ack", replies.as_is, oom=ALLOW),
         # A run's return value: refused when full (the run stands; its value is not kept).
         ScriptSpec("keep_result", replies.as_int, oom=DENY),
+        # A run's progress: small, and a task must not fail for want of room to say it.
+        ScriptSpec("progress", replies.as_int, oom=ALLOW),
         # Refused when full, the reporter acks alone (ack): the claim half must not run.
         ScriptSpec("ack_claim", replies.acked_and_claimed, oom=DENY),
         ScriptSpec("fail", replies.as_is, oom=ALLOW),
@@ -73,10 +75,12 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("handback", replies.as_is, oom=ALLOW),
         ScriptSpec("jam_guard", replies.jam_guarded, oom=ALLOW),
         ScriptSpec("inspect", replies.job, writes=False),
+        ScriptSpec("enqueued_at", replies.as_ints, writes=False),
         ScriptSpec("stats", replies.counts, writes=False),
         ScriptSpec("still_owns", replies.as_bool, writes=False),
         ScriptSpec("purge", replies.as_int),
         ScriptSpec("remove", replies.as_is),
+        ScriptSpec("cancel", replies.as_is),
         ScriptSpec("requeue", replies.as_is),
         ScriptSpec("resume", replies.as_int),  # not a MULTI: runs on a Redis Cluster too
         ScriptSpec("release_orphans", replies.as_is, oom=ALLOW),

@@ -7,6 +7,7 @@ behaves the same in both.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -14,15 +15,14 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from ..conf import get_config
 from ..context import JobContext, _current
 from ..decorators import runner_of
-from ..exceptions import RedisUnavailable, UnknownTask
+from ..discovery import import_task_module
+from ..exceptions import JobExpired, RedisUnavailable, UnknownTask
 from ..observability import tracing
 from ..queue import ConvoyQueue, get_queue
-from ..retries import failure_is_final
 from ..signals import job_finished, job_started, send
-from ..store import Run, decode_body
+from ..store import Policy, Run, decode_body, policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
             f"Job {job.id!r} has a corrupt body ({exc}): {job.body[:200]!r}"
         ) from None
     found, runner = runner_of(job, task_name)
+    why = ""
+    if found is None and runner is None and task_name is not None:
+        why = import_task_module(task_name)  # defined outside the apps' tasks modules?
+        found, runner = runner_of(job, task_name)
     if runner is not None:
         return runner(job, payload, worker)
     if task_name is None:
@@ -47,8 +51,9 @@ def resolve(job: Run, worker: str) -> Callable[[], Any]:
         return lambda: found(job.id, payload)
     if found is None:
         raise UnknownTask(
-            f"Job {job.id!r} names task {task_name!r}, which is not registered with "
-            "@convoy_task in any installed app's tasks module."
+            f"Job {job.id!r} names task {task_name!r}, which is not registered: no installed "
+            "app defines it with @convoy_task or a Django @task on a ConvoyBackend"
+            f"{'; ' + why if why else '.'}"
         )
     if (
         not isinstance(payload, dict)
@@ -98,6 +103,22 @@ def finished(job: Run, worker: str, outcome: str, seconds: float, error: Any = N
     )
 
 
+def refuse_expired(queue: ConvoyQueue, job: Run, policy: Policy) -> None:
+    """Raise JobExpired if ``job`` was not started before its task's ``expires``: it then
+    fails for good with reason ``expired``, and its code never runs. When Redis cannot say
+    (it is away), the job runs: failing it for good over an outage would lose it."""
+    try:
+        expired = queue.expired(job, policy)
+    except RedisUnavailable as exc:
+        logger.warning("%s %s: expiry not checked: %s", job.queue, job.id, exc)
+        return
+    if expired:
+        raise JobExpired(
+            f"Job {job.id!r} of queue {job.queue!r} expired before it started (its task's "
+            "expires); it was not run."
+        )
+
+
 def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict[str, Any]:
     """Describe a failure as convoy stores it (JSON): class path, message, traceback, reason."""
     cls = type(exc)
@@ -114,32 +135,39 @@ def error_record(job: Run, exc: BaseException, reason: str, worker: str) -> dict
 
 
 def execute(
-    job: Run, worker: str, *, close_connections: bool = True
+    job: Run, worker: str, *, close_connections: bool = True, lost: threading.Event | None = None
 ) -> tuple[dict[str, Any] | None, bool, float]:
     """Run ``job`` here; return (error or None, whether the failure is final, seconds).
 
-    Whether a failure is final is ``retries.failure_is_final``'s to say. Database connections
+    Whether a failure is final is ``retries.failure_is_final``'s to say, by the task's policy
+    (``store.Policy``, carried in the body) or the queue's settings. A job whose task's
+    ``expires`` passed before it started fails as expired, without running. Database connections
     are handled around the job as Django handles them around a request, unless
     ``close_connections`` is False: ``testing.drain`` runs jobs on a test's own thread, whose
     connection may hold the test's transaction (Django's test client spares it the same way).
+    ``lost`` is set by the worker once the run's outcome no longer counts (``cancelled``).
     """
-    context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token))
+    context = _current.set(JobContext(job.queue, job.id, job.attempt, job.token, lost))
     span = tracing.start_run(job.queue, job.id, job.attempt, _task_of(job), job.body)
     send(
         job_started, ConvoyQueue, queue=job.queue, job_id=job.id, attempt=job.attempt, worker=worker
     )
     started = time.perf_counter()
     error, final, raised = None, False, None
+    queue = get_queue(job.queue)
+    policy = policy_of(job.body)
     try:
+        if policy.expires_in is not None or policy.expires_at_ms is not None:
+            refuse_expired(queue, job, policy)
         if close_connections:
             close_old_connections()
         value = resolve(job, worker)()
         if value is not None:
             keep_result(job, value)
     except BaseException as exc:  # noqa: B036 - a job must never take its thread down
-        max_attempts = get_config().queues[job.queue].max_attempts
-        final = failure_is_final(exc, job.attempt, max_attempts)
-        error, raised = error_record(job, exc, "error", worker), exc
+        final = queue.is_final(job, exc, policy)
+        reason = "expired" if isinstance(exc, JobExpired) else "error"
+        error, raised = error_record(job, exc, reason, worker), exc
     finally:
         seconds = time.perf_counter() - started
         if close_connections:

@@ -136,7 +136,7 @@ class Executors:
             self._start_clock(active)
             began = True
             if active.child is None:
-                error, final, seconds = execute(run, self.state.id)
+                error, final, seconds = execute(run, self.state.id, lost=active.lost)
             else:
                 error, final, seconds = active.child.run(run)
         except ChildDied as exc:
@@ -159,8 +159,9 @@ class Executors:
         return Outcome(active, error, final, seconds)
 
     def _start_clock(self, active: ActiveRun) -> None:
-        """Start JOB_TIMEOUT when the job really starts (a new child takes a while to be ready)."""
-        timeout = self.state.queues[active.run.queue].config.job_timeout
+        """Start its timeout (its task's, else JOB_TIMEOUT) when the job really starts (a new
+        child takes a while to be ready)."""
+        timeout = active.timeout = self.state.queues[active.run.queue].timeout_of(active.run)
         if timeout:
             active.deadline = time.monotonic() + timeout
             self._wake_keeper(active.deadline)

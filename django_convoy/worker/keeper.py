@@ -22,6 +22,7 @@ import redis
 
 from ..exceptions import JobTimeout, RedisUnavailable
 from ..ids import shown
+from ..store import policy_of
 from .backoff import BACKOFF_CAP, BACKOFF_FIRST, Backoff, Outages
 from .contact import ContactWatch
 from .execution import error_record, finished, log_fields
@@ -112,17 +113,14 @@ class Keeper:
             if not self.state.abandon(active, "timed out"):
                 continue  # it finished meanwhile: its outcome stands
             run, q = active.run, self.state.queues[active.run.queue]
-            error = error_record(
-                run,
-                JobTimeout(
-                    f"Job {run.id!r} ran longer than JOB_TIMEOUT ({q.config.job_timeout} s)"
-                ),
-                "timeout",
-                self.state.id,
+            whose = (
+                "its task's timeout" if policy_of(run.body).timeout is not None else "JOB_TIMEOUT"
             )
+            timeout = JobTimeout(f"Job {run.id!r} ran longer than {whose} ({active.timeout} s)")
+            error = error_record(run, timeout, "timeout", self.state.id)
             error["traceback"] = ""
             try:
-                verdict = q.fail(run, error)
+                verdict = q.fail(run, error, final=q.is_final(run, timeout))
             except RedisUnavailable as exc:
                 verdict = f"not recorded ({exc})"
             self.state.count(failed=verdict in ("failed", "rerun"))
@@ -132,7 +130,7 @@ class Keeper:
                 q.name,
                 shown(run.id),
                 run.attempt,
-                q.config.job_timeout,
+                active.timeout,
                 verdict,
                 extra=log_fields(run, time.monotonic() - active.started, ended),
             )
@@ -163,10 +161,11 @@ class Keeper:
             for active, renewed in zip(actives, replies, strict=True):
                 # A run that already ended has its ack on the way, which may have landed
                 # first: the ack's reply, not this refusal, says how it went.
-                if renewed or not self.state.abandon(active, "its lease was lost"):
+                if renewed or not self.state.abandon(active, "its job was taken from it"):
                     continue
                 logger.warning(
-                    "%s %s: lease lost, the job was taken from this run; %s",
+                    "%s %s: lease lost, the job was taken from this run (cancelled, or "
+                    "recovered after its lease lapsed); %s",
                     name,
                     shown(active.run.id),
                     "its child is killed" if active.child else "its outcome will not count",

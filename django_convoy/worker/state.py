@@ -23,13 +23,16 @@ class ActiveRun:
 
     run: Run
     started: float = field(default_factory=time.monotonic)
-    deadline: float | None = None  # monotonic; from JOB_TIMEOUT, set by its executor
+    deadline: float | None = None  # monotonic; from its timeout, set by its executor
+    timeout: float = 0.0  # its task's timeout, else JOB_TIMEOUT; set by its executor
     executing: bool = True  # lock; False once its executor is done with it
     slot_held: bool = True  # lock; its slot passes on once its outcome is reported
     # lock; set once its outcome must not be reported: timed out, handed back, or lease lost.
     abandoned: str = ""
     thread: threading.Thread | None = None  # the executor running it
     child: ChildProcess | None = None  # with --pool processes, the child running it
+    # Set with abandoned: its job's current_job().cancelled reads it (threads pool).
+    lost: threading.Event = field(default_factory=threading.Event)
 
     @property
     def fence(self) -> tuple[str, str]:
@@ -168,4 +171,5 @@ class WorkerState:
             if not active.executing or active.abandoned:
                 return False
             active.abandoned = why
-            return True
+        active.lost.set()
+        return True

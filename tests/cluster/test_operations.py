@@ -126,3 +126,24 @@ def test_admin_pages_show_every_queue_from_its_own_node(world, admin_client):
     assert all(f"job-{i}" in page for i in range(3))
     job = admin_client.get(job_url(world.queues[1], "job-1"))
     assert job.status_code == 200 and "job-1" in job.content.decode()
+
+
+def test_cancel_progress_and_holds_work_on_each_queues_slot(world):
+    """The scripts of issue 17 on a cluster: cancel's fence, progress (and the processing
+    tab's MGET of progress keys), a hold_for, each on every queue's own slot."""
+    from django_convoy import get_queue
+    from django_convoy.context import JobContext
+
+    for name in world.queues:
+        queue = get_queue(name)
+        queue.add_job("truck", hold_for=30)
+        (run,) = queue.claim(1, "w").runs
+        JobContext(run.queue, run.id, run.attempt, run.token).set_progress(1, 4, "one")
+        assert queue.get_job("truck").progress.done == 1
+        assert queue.store.progress_of([("truck", 0)])["truck"].total == 4
+        assert queue.cancel("truck") == "processing"
+        assert queue.ack([(run.id, run.token)]) == [0]
+        queue.add_job("other", hold_for=30)
+        (other,) = queue.claim(1, "w").runs
+        assert queue.ack([(other.id, other.token)]) == [1]
+        assert queue.add_job("other").state == "held"

@@ -131,3 +131,9 @@ def held_first_time(context):
     if context.attempt == 1:
         release.wait(10)
     return f"attempt {context.attempt}"
+
+
+@task(queue_name="retrying", takes_context=True, max_attempts=2, retry_on=(OSError,))
+def picky(context, error):
+    """Fail with ``error``: the task's own policy retries an OSError once, nothing else."""
+    raise OSError(context.attempt) if error == "os" else ValueError(context.attempt)

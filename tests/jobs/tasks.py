@@ -72,3 +72,46 @@ def add(a: int, b: int) -> int:
 @convoy_processor("default")
 def process_default(job_id: str, payload: object) -> None:
     _log("plain", payload=payload)
+
+
+@convoy_task(queue="crashy", job_id=lambda key, seconds: f"watch-{key}")
+def watch_cancel(key: str, seconds: float) -> None:
+    """Run for ``seconds``, stopping as soon as the run is cancelled (check_cancelled)."""
+    _log("start")
+    job = current_job()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if job.cancelled:
+            _log("cancelled")
+        job.check_cancelled()
+        time.sleep(0.02)
+    _log("end")
+
+
+@convoy_task(queue="default", job_id=lambda key: f"self-cancel-{key}")
+def cancel_self(key: str) -> bool:
+    """Cancel its own job, then report whether the run sees it (no worker: from Redis)."""
+    from django_convoy import get_queue
+
+    job = current_job()
+    get_queue(job.queue).cancel(job.id)
+    return job.cancelled
+
+
+@convoy_task(queue="default", max_attempts=3, backoff=0, retry_on=(OSError,))
+def picky(key: str, error: str) -> None:
+    """Fail with ``error`` ("os" or "value"): only an OSError is retried, up to 3 runs."""
+    _log("start")
+    raise OSError(key) if error == "os" else ValueError(key)
+
+
+@convoy_task(queue="default", timeout=0.3, max_attempts=2, backoff=0)
+def overrun(key: str) -> None:
+    """Take longer than its own timeout (the queue's JOB_TIMEOUT would let it be)."""
+    _log("start")
+    time.sleep(1.5)
+
+
+@convoy_task(queue="default", expires=1)
+def perishable(key: str) -> None:
+    _log("start")

@@ -20,10 +20,13 @@
 --  13 throughput  HASH "processed:<minute>" / "failed:<minute>" -> count
 --  14 idle        ZSET "lease_ms|worker id" -> until when (ms) it waits to be handed jobs, and
 --                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
---  15 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), the
+--  15 held        ZSET id -> until when (ms) adds of id are refused (hold_for: a throttle);
+--                 -hold_ms while its job is live: the hold its end will start (start_hold)
+--  16 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), the
 --                 result HASH of a Django task's run (task_*, tick), or the result a job's last
 --                 run returned (keep_result, inspect)
---  16, 17         the tick script's schedule keys (keys.ScheduleKeys; see tick.lua)
+--  17, 18         the tick script's schedule keys (keys.ScheduleKeys; see tick.lua); inspect's
+--                 17: the job's progress
 -- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
 -- learns from idle; it shares the hash tag, so it lives in this queue's slot.
 --
@@ -34,8 +37,10 @@ local K = {
   queued = KEYS[1], scheduled = KEYS[2], processing = KEYS[3], failed = KEYS[4],
   jobs = KEYS[5], run = KEYS[6], rerun = KEYS[7], errors = KEYS[8], seq = KEYS[9],
   wake = KEYS[10], paused = KEYS[11], stats = KEYS[12], throughput = KEYS[13], idle = KEYS[14],
+  held = KEYS[15],
 }
-local EXTRA_KEY = KEYS[15]
+local QUEUE_KEYS = 15 -- the keys above; a script's own keys follow them
+local EXTRA_KEY = KEYS[QUEUE_KEYS + 1]
 local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 
 -- Redis does not roll back a script that fails half-way, so a key that holds garbage (written
@@ -46,7 +51,7 @@ local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 local KEY_TYPES = {
   {'queued', 'zset'}, {'scheduled', 'zset'}, {'processing', 'zset'}, {'failed', 'zset'},
   {'jobs', 'hash'}, {'run', 'hash'}, {'rerun', 'hash'}, {'errors', 'hash'}, {'wake', 'list'},
-  {'stats', 'hash'}, {'throughput', 'hash'}, {'idle', 'zset'},
+  {'stats', 'hash'}, {'throughput', 'hash'}, {'idle', 'zset'}, {'held', 'zset'},
 }
 
 local function refuse_wrong_type(key, wanted)
@@ -377,21 +382,63 @@ local function state_of_new(id, now)
   return nil
 end
 
+-- hold_for: once the job of id ends (acked and released, or failed for good), adds of id are
+-- refused for a while (a throttle). While the job is live its hold waits in held as -hold_ms;
+-- its end turns that into the deadline. Returns the score of id in held, a number or nil.
+local function hold_of(id, ctx)
+  if ctx.holds == nil then ctx.holds = redis.call('EXISTS', K.held) == 1 end -- once per call
+  if not ctx.holds then return nil end
+  return tonumber(redis.call('ZSCORE', K.held, id))
+end
+
+-- The job of id ended: start the hold its add asked for, if any (sweeping lapsed holds).
+local function start_hold(id, now)
+  local hold = tonumber(redis.call('ZSCORE', K.held, id))
+  if not hold or hold >= 0 then return end
+  redis.call('ZREMRANGEBYSCORE', K.held, 0, int(now))
+  redis.call('ZADD', K.held, int(now - hold), id)
+end
+
+-- if_queued 'replace': an add of a waiting id replaces its body (its counters stay) and, with
+-- a delay, restarts it (a debounce: a queued job becomes scheduled again). Returns as add_one.
+local function replace_waiting(id, body, ctx, state)
+  local m = read_job(id)
+  m.body = body
+  write_job(id, m)
+  if ctx.hold_ms then redis.call('ZADD', K.held, -ctx.hold_ms, id) end
+  if ctx.due > ctx.now then
+    if state == 'queued' then redis.call('ZREM', K.queued, id) end
+    redis.call('ZADD', K.scheduled, int(ctx.due), id)
+    ctx.wake = true
+    return 2, 'scheduled', 0
+  end
+  return 2, state, 0
+end
+
 -- The add state machine, the one both adds run (add.lua, task_add.lua): add id unless it is
 -- live. ctx holds what the whole call shares: now, priority, due (ms, Redis clock; <= now:
--- queue it now), if_processing, keep_rerun, and waiting / waiting_score, the request of a
--- worker waiting to be handed a job (waiting_worker), which the first job queued now takes.
+-- queue it now), if_processing, keep_rerun, if_queued ('replace'; else keep), hold_ms (hold_for;
+-- nil: none), and waiting / waiting_score, the request of a worker waiting to be handed a job
+-- (waiting_worker), which the first job queued now takes.
 -- seq: this job's sequence number, also its fencing token if it is handed over.
 -- A rerun asked for while one is pending: a plain job's newest body replaces the pending one's
 -- (its payload is the latest word); with keep_rerun (a Django task's run, whose result id a
 -- caller already holds) the pending run stands for every later request.
--- Returns: added (0 | 1), the state id is in now, rerun (0: not asked or not processing;
--- 1: this call made or replaced the pending rerun; 2: an earlier pending rerun stands).
+-- Returns: added (0 | 1; 2: a waiting job's body replaced, if_queued), the state id is in now
+-- ('held': refused, hold_for), rerun (0: not asked or not processing; 1: this call made or
+-- replaced the pending rerun; 2: an earlier pending rerun stands).
 -- Sets ctx.wake when a worker should wake (a job queued, or a new earliest due time).
 local function add_one(id, body, ctx, seq)
   local now = ctx.now
   local state = state_of_new(id, now)
   if state == nil or state == 'failed' then
+    local hold = hold_of(id, ctx)
+    if hold and hold > now then return 0, 'held', 0 end
+    if ctx.hold_ms then
+      redis.call('ZADD', K.held, -ctx.hold_ms, id)
+    elseif hold then -- a lapsed hold, or the pending one of a job deleted before it ended
+      redis.call('ZREM', K.held, id)
+    end
     if ctx.waiting and ctx.due <= now then
       hand_over(id, body, ctx.priority, now, seq, ctx.waiting, ctx.waiting_score, state == nil)
       ctx.waiting = nil
@@ -405,6 +452,9 @@ local function add_one(id, body, ctx, seq)
     end
     push_queued(id, ctx.priority, seq)
     return 1, 'queued', 0
+  end
+  if ctx.if_queued == 'replace' and (state == 'queued' or state == 'scheduled') then
+    return replace_waiting(id, body, ctx, state)
   end
   if (state == 'processing' or state == 'jammed') and ctx.if_processing == 'rerun' then
     if ctx.keep_rerun and redis.call('HEXISTS', K.rerun, id) == 1 then
@@ -468,6 +518,7 @@ end
 local function finish_failed(id, now, failed_ttl_ms)
   tick('failed', now)
   if queue_pending_rerun(id, now) then return 'rerun' end
+  start_hold(id, now)
   redis.call('ZADD', K.failed, int(now), id)
   trim_failed(now, failed_ttl_ms)
   return 'failed'
@@ -555,6 +606,7 @@ local function ack_runs(first)
   local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
   local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
   local refused = 0
+  local holds = redis.call('EXISTS', K.held) == 1 -- likewise: hold_for
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
     local run = redis.call('HGET', K.run, id)
@@ -570,6 +622,7 @@ local function ack_runs(first)
       else
         redis.call('HDEL', K.jobs, id)
         if errors then redis.call('HDEL', K.errors, id) end
+        if holds then start_hold(id, now) end
         out[#out + 1] = 1
       end
     else

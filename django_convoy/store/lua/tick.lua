@@ -3,12 +3,12 @@
 -- tick fires at most once however many schedulers run, and never before its time by Redis's
 -- clock, whatever the clock of the scheduler that calls.
 -- KEYS: the queue's (prelude), then
---   15 EXTRA_KEY  the HASH of the run's result when the task is a Django task (written only
+--   16 EXTRA_KEY  the HASH of the run's result when the task is a Django task (written only
 --                 then; a @convoy_task's tick passes the schedules HASH in its place, unread)
---   16 schedules  HASH schedule name -> "last_tick_ms|fired_ms|outcome|job id": the last tick
+--   17 schedules  HASH schedule name -> "last_tick_ms|fired_ms|outcome|job id": the last tick
 --                 fired or passed over, when (Redis clock), what became of it, and the job of
 --                 the schedule's last run (added by a tick or run now)
---   17 paused     SET of the names of the paused schedules
+--   18 paused     SET of the names of the paused schedules
 -- ARGV: name, tick_ms (-1: run now, outside the ticks), prev_ms (the schedule's tick before it;
 --   -1: not known), next_ms (the tick after it), late_ms (how late a tick may still fire; past
 --   that it is missed), catch_up ('latest' | 'none'), overlap ('skip' | 'allow'), job id, body,
@@ -21,7 +21,7 @@
 --   Outcomes that advance the last tick: 'added', 'skipped' (overlap 'skip' and the schedule's
 --   last run is queued, scheduled or processing), 'exists' (a job holds the tick's id already),
 --   'missed' (later than late_ms, and catch_up does not fire it), 'paused'.
-local SCHEDULES, PAUSED = KEYS[16], KEYS[17]
+local SCHEDULES, PAUSED = KEYS[QUEUE_KEYS + 2], KEYS[QUEUE_KEYS + 3]
 local name, tick, prev, next_tick = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local late, catch_up, overlap, id, body = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local priority, jitter, keep = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
