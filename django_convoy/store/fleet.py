@@ -99,6 +99,15 @@ class Fleet:
         """Queue the read of the registry on ``pipe`` (``records`` reads the workers next)."""
         pipe.zrange(self.registry, 0, -1, withscores=True)
 
+    def snapshot(self) -> tuple[int, list[WorkerRecord]]:
+        """Redis's now (ms) and every registered worker's record (two round trips)."""
+        with reporting_unavailable(self.client):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.time()
+            self.queue_registry_read(pipe)
+            (seconds, micros), registry = pipe.execute()
+        return seconds * 1000 + micros // 1000, self.records(registry)
+
     def records(self, registry: list[tuple[str, float]]) -> list[WorkerRecord]:
         """Read the HASH of each worker in ``registry`` (one round trip)."""
         if not registry:

@@ -95,17 +95,12 @@ def _probe(check_worker: bool, pid: int | None, max_age: float | None) -> tuple[
             client.ping()
             if not check_worker:
                 return True, ""
-            fleet = Fleet(config.key_prefix, client)
-            pipe = client.pipeline(transaction=False)
-            pipe.time()
-            fleet.queue_registry_read(pipe)
-            (seconds, micros), registry = pipe.execute()
-            records = fleet.records(registry)
+            now_ms, records = Fleet(config.key_prefix, client).snapshot()
     except ConvoyError as exc:
         return False, str(exc)
     except Exception as exc:  # a probe reports, whatever went wrong
         return False, f"{type(exc).__name__}: {exc}"
-    return _worker_verdict(records, seconds * 1000 + micros // 1000, pid, max_age)
+    return _worker_verdict(records, now_ms, pid, max_age)
 
 
 def _worker_verdict(
