@@ -10,15 +10,9 @@ Run it in two checkouts to see what a change to the scripts costs.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import sys
 import time
-from pathlib import Path
 
-from django_convoy.testing.servers import RedisServer
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import private_redis, setup_django
 
 
 def main() -> None:
@@ -26,21 +20,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=32_000)
     parser.add_argument("--batch", type=int, default=32, help="runs per claim and per ack")
     options = parser.parse_args()
-    server = RedisServer().start()
-    try:
-        os.environ["REDIS_URL"] = server.url  # benchmarks.settings refuses to load without it
-        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-        sys.path.insert(0, str(ROOT))
+    with private_redis() as url:  # the benchmarks' own server, as every benchmark's
+        setup_django(url)
         run(options.jobs, options.batch)
-    finally:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def run(jobs: int, size: int) -> None:
-    import django
-
-    django.setup()
     from django_convoy import get_queue
 
     queue = get_queue("bench")

@@ -9,16 +9,11 @@ Django's test client, and counts the Redis commands and bytes of one scrape.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
-import sys
 import time
-from pathlib import Path
 
-from django_convoy.testing.servers import RedisServer
+from benchmarks.common import private_redis, setup_django
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 1000
 
 
@@ -28,22 +23,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000, help="queued jobs in all")
     parser.add_argument("--requests", type=int, default=20, help="timed scrapes")
     options = parser.parse_args()
-    server = RedisServer().start()
-    try:
-        os.environ["REDIS_URL"] = server.url  # benchmarks.settings refuses to load without it
-        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-        sys.path.insert(0, str(ROOT))
+    with private_redis() as url:  # the benchmarks' own server, as every benchmark's
+        setup_django(url)
         run(options)
-    finally:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def run(options: argparse.Namespace) -> None:
-    import django
     from django.conf import settings
-
-    django.setup()
     from django.test import Client, override_settings
 
     names = [f"q{i:03d}" for i in range(options.queues)]

@@ -17,7 +17,7 @@ import redis
 from ..connection import reporting_unavailable
 from . import scripts
 from .keys import worker_key, workers_registry_key
-from .scripts import SPECS, scripts_for, unflag_if_unknown
+from .scripts import SPECS, scripts_for
 
 # Kept as long as the registry remembers the worker, so that a dead worker's host, pid and
 # counts stay visible (heartbeat.lua forgets workers gone for this long).
@@ -61,12 +61,7 @@ class Fleet:
         args = [worker_id, WORKER_RECORD_TTL_SECONDS, json.dumps(info), every_ms]
         script = scripts_for(self.client).by_name["heartbeat"]
         with reporting_unavailable(self.client):
-            try:
-                raw = scripts.run(self.client, script, keys, args)
-            except redis.ResponseError as exc:
-                if not unflag_if_unknown(script, exc):
-                    raise
-                raw = scripts.run(self.client, script, keys, args)
+            raw = scripts.unflagging(script, lambda: scripts.run(self.client, script, keys, args))
         return spec.decode("", args, raw)
 
     def deregister(self, worker_id: str) -> None:

@@ -38,7 +38,7 @@ from .records import (
     to_int,
 )
 from .replies import handed_run
-from .scripts import SPECS, ScriptSpec, scripts_for, unflag_if_unknown
+from .scripts import SPECS, ScriptSpec, scripts_for, unflagging
 
 ERROR_LOG_KEEP = 1000
 ERROR_LOG_TTL_SECONDS = 7 * 24 * 3600
@@ -67,12 +67,7 @@ class QueueStore:
         keys = (*self.keys, *extra_keys) if extra_keys else self.keys
         script = self._scripts[name]
         with reporting_unavailable(self.client):
-            try:
-                raw = self._run(spec, script, keys, args)
-            except redis.ResponseError as exc:
-                if not unflag_if_unknown(script, exc):
-                    raise
-                raw = self._run(spec, script, keys, args)
+            raw = unflagging(script, lambda: self._run(spec, script, keys, args))
         return spec.decode(self.name, list(args), raw)
 
     def _run(self, spec: ScriptSpec, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:

@@ -143,6 +143,17 @@ def unflag_if_unknown(script: Script, exc: redis.ResponseError) -> bool:
     return True
 
 
+def unflagging(script: Script, send: Callable[[], Any]) -> Any:
+    """``send()`` the script; if Redis could not compile its flags line (Redis < 7), once more
+    without it (``unflag_if_unknown``). Every caller that sends a script goes through this."""
+    try:
+        return send()
+    except redis.ResponseError as exc:
+        if not unflag_if_unknown(script, exc):
+            raise
+        return send()
+
+
 _by_client: dict[int, Scripts] = {}
 
 
