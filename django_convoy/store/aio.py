@@ -11,23 +11,32 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from ..connection import cluster
-from ..connection.client import _without_credentials
-from ..exceptions import RedisUnavailable
+from ..connection import reporting_unavailable
 from .queues import QueueStore
 from .scripts import SPECS, source
 
+# Scripts a Redis < 7 could not compile with their flags line: sent without it from then on,
+# as scripts.unflag_if_unknown does for the synchronous client.
+_plain: set[str] = set()
+
+
+def _text(name: str) -> str:
+    return source(name, flags=name not in _plain)
+
 
 def _sha(name: str) -> str:
-    return hashlib.sha1(source(name).encode()).hexdigest()  # noqa: S324 - Redis's script id
+    return hashlib.sha1(_text(name).encode()).hexdigest()  # noqa: S324 - Redis's script id
 
 
-def _unavailable(client: Any, exc: BaseException) -> RedisUnavailable:
-    kwargs = client.connection_pool.connection_kwargs
-    where = kwargs.get("path") or f"{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
-    return RedisUnavailable(
-        f"Redis at {where} is unreachable ({type(exc).__name__}: {_without_credentials(str(exc))})."
-    )
+async def _load(client: Any, name: str) -> None:
+    """Load script ``name`` (NOSCRIPT: it did not run), without its flags line if need be."""
+    try:
+        await client.script_load(_text(name))
+    except redis.ResponseError as exc:
+        if "Error compiling script" not in str(exc) or name in _plain:
+            raise
+        _plain.add(name)
+        await client.script_load(_text(name))
 
 
 async def call(
@@ -35,14 +44,12 @@ async def call(
 ) -> Any:
     """Run script ``name`` over ``store``'s keys; return its record, as ``QueueStore.call``."""
     keys = (*store.keys, *extra_keys)
-    try:
+    with reporting_unavailable(client):  # RedisUnavailable, RedisFull: as the sync client's
         try:
             raw = await client.evalsha(_sha(name), len(keys), *keys, *args)
         except NoScriptError:  # not run: load it and send it again
-            await client.script_load(source(name))
+            await _load(client, name)
             raw = await client.evalsha(_sha(name), len(keys), *keys, *args)
-    except cluster.UNAVAILABLE_ERRORS as exc:
-        raise _unavailable(client, exc) from exc
     return SPECS[name].decode(store.name, list(args), raw)
 
 
@@ -59,12 +66,11 @@ async def find_result(
             keys = (*store.keys, store.result_key(result_id))
             pipe.evalsha(sha, len(keys), *keys, result_id)
         try:
-            replies = await pipe.execute()
+            with reporting_unavailable(client):
+                replies = await pipe.execute()
         except NoScriptError:
-            await client.script_load(source("task_result"))
+            await _load(client, "task_result")
             continue
-        except cluster.UNAVAILABLE_ERRORS as exc:
-            raise _unavailable(client, exc) from exc
         found = (decode(s.name, [result_id], raw) for s, raw in zip(stores, replies, strict=True))
         return next((reply for reply in found if reply), None)
     raise redis.ResponseError("task_result could not be loaded")
