@@ -27,7 +27,9 @@ from .state import ActiveRun, Outcome, WorkerState
 
 POOLS = ("threads", "processes")
 QUARANTINE_CHILDREN = 4  # per worker: each is a process with Django set up
-SIGNAL_NOTICE_SECONDS = 0.5  # ample for the main thread to run a signal handler
+# How long a child killed by the worker's own signal waits for the worker to notice it: the
+# main thread runs the handler between two bytecodes, which a loaded machine can delay.
+SIGNAL_NOTICE_SECONDS = 3.0
 
 
 class Executors:
@@ -144,7 +146,7 @@ class Executors:
             # Its child died setting up as the worker stopped (a Ctrl-C reaches the whole
             # process group, and the child may die before the worker's handler has run):
             # nothing of the job ran, so it goes back to its queue.
-            if not began and self.state.stop.wait(SIGNAL_NOTICE_SECONDS):
+            if not began and exc.by_worker_signal and self.state.stop.wait(SIGNAL_NOTICE_SECONDS):
                 return Outcome(active, None, None, seconds, unstarted=True)
             error = error_record(run, exc, "crash", self.state.id)
             error["traceback"] = ""

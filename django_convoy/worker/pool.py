@@ -26,7 +26,11 @@ WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ChildDied(ConvoyError):
-    """The child process running a job exited before reporting how the job ended."""
+    """The child process running a job exited before reporting how the job ended.
+    ``by_worker_signal``: a SIGINT or SIGTERM killed it, one meant for the worker too (a
+    Ctrl-C reaches the whole process group)."""
+
+    by_worker_signal = False
 
 
 class ChildProcess:
@@ -71,8 +75,10 @@ class ChildProcess:
             try:
                 self.connection.recv()
             except (EOFError, OSError):
-                self._replace()
-                raise ChildDied("A new child process exited while setting Django up.") from None
+                code = self._replace()
+                died = ChildDied("A new child process exited while setting Django up.")
+                died.by_worker_signal = code is not None and -code in WORKER_SIGNALS
+                raise died from None
             self.ready = True
 
     def run(self, job: Run) -> Result:
