@@ -1,6 +1,8 @@
 """--pool processes: a hung job's child is killed at JOB_TIMEOUT, a crashed child is replaced."""
 
 import os
+import subprocess
+import sys
 import signal
 import time
 
@@ -130,3 +132,27 @@ def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_t
     stats = queue.stats()
     assert (stats["queued"], stats["failed"], stats["processing"]) == (3, 0, 0), output
     assert "setting Django up" not in output
+
+
+CHILD_SIGNALLED_AT_ONCE = """
+import os, signal
+import django
+django.setup()
+from django_convoy.worker.pool import ChildProcess
+child = ChildProcess("probe")  # the process's first child: it starts the resource tracker
+os.kill(child.process.pid, signal.SIGINT)  # long before the child can ignore it
+child.wait_ready()
+child.stop()
+print("ready")
+"""
+
+
+def test_a_worker_signal_cannot_kill_even_the_first_child_while_it_sets_django_up():
+    """Starting multiprocessing's resource tracker unblocks SIGINT and SIGTERM in the thread
+    that starts it: the worker's first child used to be spawned open to a Ctrl-C."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_SIGNALLED_AT_ONCE],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.strip() == "ready", done.stderr

@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -58,7 +59,10 @@ class ChildProcess:
             )
             # The child must never get the worker's signals (a Ctrl-C reaches the whole
             # process group): it ignores them from _child_main on, and until then they wait,
-            # blocked, in the mask it inherits from this thread.
+            # blocked, in the mask it inherits from this thread. Starting multiprocessing's
+            # resource tracker unblocks them in the thread that starts it, so it is started
+            # first: otherwise the worker's first child alone was open to a Ctrl-C.
+            resource_tracker.ensure_running()
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
             try:
                 process.start()
