@@ -1,9 +1,9 @@
 """--pool processes: a hung job's child is killed at JOB_TIMEOUT, a crashed child is replaced."""
 
 import os
+import signal
 import subprocess
 import sys
-import signal
 import time
 
 from django_convoy import get_queue
