@@ -20,6 +20,8 @@ release = version = _project["version"]
 exclude_patterns = ["_build", "examples"]
 root_doc = "index"
 nitpicky = True  # a reference to nothing is a warning, and `make docs` makes warnings errors
+# Builtins and typing names in signatures have no page here (no intersphinx: no network)
+nitpick_ignore_regex = [("py:(class|exc|obj)", r"(str|int|float|bool|None|dict|list|tuple|Any)")]
 highlight_language = "python"
 pygments_style = "sphinx"
 
