@@ -25,7 +25,7 @@ $(VENV52)/.installed: pyproject.toml
 $(VENVDOCS)/.installed: pyproject.toml
 	test -x $(VENVDOCS)/bin/python || $(PYTHON) -m venv $(VENVDOCS)
 	$(VENVDOCS)/bin/python -m pip install -q -U pip
-	$(VENVDOCS)/bin/python -m pip install -q '.[docs]'
+	$(VENVDOCS)/bin/python -m pip install -q -e '.[docs]'
 	touch $@
 
 test: $(VENV)/.installed browser-deps
