@@ -32,6 +32,7 @@ from pathlib import Path
 import django
 import pytest
 from django.conf import settings
+from django.dispatch import Signal
 from django.test import override_settings
 
 from django_convoy import decorators, signals
@@ -107,7 +108,7 @@ def restored_registries():
     receivers = {
         name: list(signal.receivers)
         for name, signal in vars(signals).items()
-        if isinstance(signal, django.dispatch.Signal)
+        if isinstance(signal, Signal)
     }
     yield
     for registry, before in zip(
