@@ -1,11 +1,13 @@
-# make test: the whole suite on the newest Django; make demo: see the queue work.
+# make test: the whole suite on the newest Django; make demo: see the queue work; make docs:
+# the manual (docs/_build/html/index.html).
 PYTHON ?= $(shell .ci/find-python)
 PYTHON_DEFAULT ?= python3
 VENV := .venv
 VENV52 := .venv-dj52
+VENVDOCS := .venv-docs
 PYTEST_ARGS ?=
 
-.PHONY: test test-cluster soak test-dj52 browser-deps screenshots lint format demo bench clean
+.PHONY: test test-cluster soak test-dj52 browser-deps screenshots lint format demo bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +19,13 @@ $(VENV52)/.installed: pyproject.toml
 	test -x $(VENV52)/bin/python || $(PYTHON_DEFAULT) -m venv $(VENV52)
 	$(VENV52)/bin/python -m pip install -q -U pip
 	$(VENV52)/bin/python -m pip install -q -e '.[dev,tasks]' 'django>=5.2,<6'
+	touch $@
+
+# Sphinx and its theme only (the docs extra), apart from the test venvs.
+$(VENVDOCS)/.installed: pyproject.toml
+	test -x $(VENVDOCS)/bin/python || $(PYTHON) -m venv $(VENVDOCS)
+	$(VENVDOCS)/bin/python -m pip install -q -U pip
+	$(VENVDOCS)/bin/python -m pip install -q -e '.[docs]'
 	touch $@
 
 test: $(VENV)/.installed browser-deps
@@ -68,5 +77,10 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
+# The manual as HTML in docs/_build/html, every warning an error. Its Python examples are run
+# by the suite (tests/test_docs_examples.py), not here.
+docs: $(VENVDOCS)/.installed
+	$(VENVDOCS)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) $(VENV52) testproject/var .pytest_cache
+	rm -rf $(VENV) $(VENV52) $(VENVDOCS) testproject/var .pytest_cache docs/_build

@@ -384,4 +384,4 @@ class ConvoyQueue:
         return self.store.data_marks()
 
 
-Queue = ConvoyQueue  # the name README and existing code use
+Queue = ConvoyQueue  # the name the manual and existing code use

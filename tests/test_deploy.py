@@ -1,5 +1,6 @@
 """The example files of deploy/ are valid, give the worker the time its --grace promises, and
-run the probe README describes; convoy_health keeps its contract (exit 0 healthy, 1 not)."""
+run the probe the manual describes (docs/deployment.rst); convoy_health keeps its contract
+(exit 0 healthy, 1 not)."""
 
 from __future__ import annotations
 

@@ -322,7 +322,7 @@ class ConvoyTestMixinTests(ConvoyTestMixin, TestCase):
         self.assertEqual(User.objects.count(), 1)
 
 
-# -- the pytest plugin, enabled as the README says --------------------------------------------
+# -- the pytest plugin, enabled as the manual says -------------------------------------------
 
 
 def test_pytest_plugin_gives_each_test_an_empty_server_and_leaves_the_configured_one(

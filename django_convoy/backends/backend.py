@@ -84,7 +84,7 @@ class ConvoyBackendTask(Task):
     that id is queued or running returns that run's result (``added`` False) instead of adding
     a run; ``if_processing="rerun"`` then queues one more run for when the running one ends.
     ``max_attempts``, ``timeout`` and ``retry_on`` override the queue's settings for this
-    task's runs, as ``@convoy_task``'s do (README: Per-task policies).
+    task's runs, as ``@convoy_task``'s do (docs/policies.rst).
     """
 
     job_id: Callable[..., Any] | None = None

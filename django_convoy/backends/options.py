@@ -13,7 +13,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "QUEUE_MAP": {},
     "RESULT_TTL": 24 * 3600.0,
     "UNIQUE_BY_ARGS": False,
-    "ENQUEUE_ON_COMMIT": True,  # inside atomic(): at the commit (README: Enqueue on commit)
+    "ENQUEUE_ON_COMMIT": True,  # inside atomic(): at the commit (docs/django-tasks.rst)
     "DATABASE": DEFAULT_DB_ALIAS,
 }
 

@@ -312,13 +312,13 @@ def _no_persistence(name: str, role: str, replicated: bool) -> tuple[str, str]:
             f"Redis server {name} keeps no persistence (appendonly no, no save points): when "
             "it restarts it comes back empty, and every queued, scheduled, processing and "
             "failed job is lost (workers log it CRITICAL; nothing brings the jobs back).",
-            "Set appendonly yes (appendfsync everysec) on the server; see README.rst, "
-            "'Guarantees' (Limits).",
+            "Set appendonly yes (appendfsync everysec) on the server; see the manual, "
+            "docs/guarantees.rst (Limits).",
         )
     return (
         f"Redis server {name} ({role}) keeps no persistence (appendonly no, no save points): "
         "if it restarts before a replica takes over, it comes back empty and its replicas "
         "copy the empty data set: every job of its queues is lost.",
-        "Set appendonly yes (appendfsync everysec) on every server; see README.rst, "
-        "'Redis Cluster and Sentinel'.",
+        "Set appendonly yes (appendfsync everysec) on every server; see the manual, "
+        "docs/cluster.rst (What a failover can lose).",
     )

@@ -2,8 +2,8 @@
 
 Every number comes from Redis (``get_statistics()``: the queues' counts, the counters and
 histograms the scripts keep, the workers registry), so any web process serves the same figures
-and none keeps a registry of its own. The metric names and labels are a contract (README's
-Observability).
+and none keeps a registry of its own. The metric names and labels are a contract
+(docs/metrics.rst).
 """
 
 from __future__ import annotations
