@@ -1,6 +1,7 @@
 -- add: queue jobs by id, unless the id is already queued, scheduled or processing.
 -- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, if_queued ('keep' |
---   'replace'), hold_ms (0: none), then (id, body) pairs.
+--   'replace'), hold_ms (0: none), group ('': none; the group key of every job of the call),
+--   flow_spec (the queue's limits: limits.flow_spec; '': none), then (id, body) pairs.
 -- Returns a flat list: per job, added (0 | 1; 2: the waiting job's body was replaced), the
 -- state its id is in now ('processing' for the one job a call may hand to a waiting worker:
 -- see hand_over in the prelude; 'held': refused by a hold_for), and rerun (1: a rerun of the
@@ -13,8 +14,9 @@ local ctx = {
   now = now, if_processing = ARGV[1], due = now + tonumber(ARGV[2]),
   priority = tonumber(ARGV[3]), keep_rerun = false, if_queued = ARGV[4],
   hold_ms = hold_ms > 0 and hold_ms or nil,
+  group = ARGV[6] ~= '' and ARGV[6] or nil, flow = read_flow(ARGV[7]),
 }
-local FIRST = 6 -- the first pair's index
+local FIRST = 8 -- the first pair's index
 -- One block of sequence numbers for the whole call; those of ids not added are skipped.
 local seq = redis.call('INCRBY', K.seq, (#ARGV - FIRST + 1) / 2) - (#ARGV - FIRST + 1) / 2
 -- A worker waiting to be handed the first job (a delayed job waits in any case).
