@@ -3,8 +3,9 @@
 -- ARGV: max_jobs, worker_id, lease_ms, promote_limit, idle_ms, then (id, token) pairs of the runs
 -- Returns: {the acks' replies as ack.lua's, what claim_jobs returns}
 refuse_corrupt_keys()
-local acks = ack_runs(6)
+local now = now_ms() -- one TIME for both steps
+local acks = ack_runs(6, now)
 local claimed = claim_jobs(
-  tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+  tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), now)
 write_counts() -- the acks' and the claim's counts, in one write
 return {acks, claimed}
