@@ -111,14 +111,15 @@ def test_a_worker_stopped_twice_while_its_children_run_jobs_exits_cleanly():
 
 
 def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_them():
-    """A Ctrl-C reaches the whole process group: a child still setting Django up dies of it
-    before it can ignore the signal. Its job never started, so it goes back to the queue (the
-    others are handed back after the grace)."""
+    """A Ctrl-C reaches the whole process group, children still setting Django up included:
+    they hold it blocked until they ignore it, so none dies of it. With no grace the runs are
+    handed back before any child is ready: their jobs never began, so each gives its attempt
+    back."""
     queue = get_queue("crashy")
     for n in range(3):
         tasks.crashy.enqueue(f"early-{n}", 5)
     worker = manage(
-        "convoy_worker", "crashy", "--pool", "processes", "--concurrency", "3", "--grace", "1",
+        "convoy_worker", "crashy", "--pool", "processes", "--concurrency", "3", "--grace", "0",
         start_new_session=True,
     )  # fmt: skip
     try:
@@ -132,6 +133,7 @@ def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_t
     stats = queue.stats()
     assert (stats["queued"], stats["failed"], stats["processing"]) == (3, 0, 0), output
     assert "setting Django up" not in output
+    assert [queue.get_job(f"crashy-early-{n}").attempts for n in range(3)] == [0, 0, 0], output
 
 
 CHILD_SIGNALLED_AT_ONCE = """

@@ -298,9 +298,8 @@ class Claimer:
         self.state.waiting = frozenset()
 
     def hand_back_unstarted(self, q: ConvoyQueue, runs: list[Run]) -> None:
-        """Return runs that never started (handed to this worker as it stopped, or whose child
-        died setting up as it did), giving their attempts back; the jam guard recovers them
-        if Redis is away."""
+        """Return runs that never started (handed to this worker as it stopped), giving their
+        attempts back; the jam guard recovers them if Redis is away."""
         if not runs:
             return
         try:

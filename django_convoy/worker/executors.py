@@ -27,9 +27,6 @@ from .state import ActiveRun, Outcome, WorkerState
 
 POOLS = ("threads", "processes")
 QUARANTINE_CHILDREN = 4  # per worker: each is a process with Django set up
-# How long a child killed by the worker's own signal waits for the worker to notice it: the
-# main thread runs the handler between two bytecodes, which a loaded machine can delay.
-SIGNAL_NOTICE_SECONDS = 3.0
 
 
 class Executors:
@@ -131,23 +128,17 @@ class Executors:
     def _execute_here(self, active: ActiveRun) -> Outcome:
         run, started = active.run, time.perf_counter()
         final: bool | None = None  # a crash: the queue's rule decides, as for a timeout
-        began = False
         try:
             if active.child is not None:
                 active.child.wait_ready()
-            self._start_clock(active)
-            began = True
+            if not self._begin(active):  # handed back while its child set up: it never runs
+                return Outcome(active, None, None, time.perf_counter() - started)
             if active.child is None:
                 error, final, seconds = execute(run, self.state.id, lost=active.lost)
             else:
                 error, final, seconds = active.child.run(run)
         except ChildDied as exc:
             seconds = time.perf_counter() - started
-            # Its child died setting up as the worker stopped (a Ctrl-C reaches the whole
-            # process group, and the child may die before the worker's handler has run):
-            # nothing of the job ran, so it goes back to its queue.
-            if not began and exc.by_worker_signal and self.state.stop.wait(SIGNAL_NOTICE_SECONDS):
-                return Outcome(active, None, None, seconds, unstarted=True)
             error = error_record(run, exc, "crash", self.state.id)
             error["traceback"] = ""
         except Exception as exc:
@@ -160,10 +151,15 @@ class Executors:
                 active.executing = False  # its slot stays taken until the reporter is done
         return Outcome(active, error, final, seconds)
 
-    def _start_clock(self, active: ActiveRun) -> None:
-        """Start its timeout (its task's, else JOB_TIMEOUT) when the job really starts (a new
-        child takes a while to be ready)."""
+    def _begin(self, active: ActiveRun) -> bool:
+        """Mark the job begun and start its timeout (its task's, else JOB_TIMEOUT) when it
+        really starts (a new child takes a while to be ready); False if it was abandoned first."""
         timeout = active.timeout = self.state.queues[active.run.queue].timeout_of(active.run)
+        with self.state.lock:
+            if active.abandoned:
+                return False
+            active.began = True
         if timeout:
             active.deadline = time.monotonic() + timeout
             self._wake_keeper(active.deadline)
+        return True

@@ -27,11 +27,7 @@ WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ChildDied(ConvoyError):
-    """The child process running a job exited before reporting how the job ended.
-    ``by_worker_signal``: a SIGINT or SIGTERM killed it, one meant for the worker too (a
-    Ctrl-C reaches the whole process group)."""
-
-    by_worker_signal = False
+    """The child process running a job exited before reporting how the job ended."""
 
 
 class ChildProcess:
@@ -79,10 +75,8 @@ class ChildProcess:
             try:
                 self.connection.recv()
             except (EOFError, OSError):
-                code = self._replace()
-                died = ChildDied("A new child process exited while setting Django up.")
-                died.by_worker_signal = code is not None and -code in WORKER_SIGNALS
-                raise died from None
+                self._replace()
+                raise ChildDied("A new child process exited while setting Django up.") from None
             self.ready = True
 
     def run(self, job: Run) -> Result:

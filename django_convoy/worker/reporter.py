@@ -119,9 +119,6 @@ class Reporter:
                     outcome.seconds * 1000,
                 )
                 state.forget(active)
-            elif outcome.unstarted:
-                self.claimer.hand_back_unstarted(state.queues[active.run.queue], [active.run])
-                state.forget(active)
             elif outcome.error is None:
                 acks.setdefault(active.run.queue, []).append(outcome)
             else:

@@ -26,6 +26,9 @@ class ActiveRun:
     deadline: float | None = None  # monotonic; from its timeout, set by its executor
     timeout: float = 0.0  # its task's timeout, else JOB_TIMEOUT; set by its executor
     executing: bool = True  # lock; False once its executor is done with it
+    # lock; set by its executor when the job's code is about to run (with --pool processes, once
+    # its child has set Django up): a run handed back before that gives its attempt back.
+    began: bool = False
     slot_held: bool = True  # lock; its slot passes on once its outcome is reported
     # lock; set once its outcome must not be reported: timed out, handed back, or lease lost.
     abandoned: str = ""
@@ -50,9 +53,6 @@ class Outcome:
     # did not say (its child died): the queue's rule decides from the attempts.
     final: bool | None
     seconds: float
-    # The job never started (its child died setting up while the worker was stopping): the
-    # run goes back to its queue, its attempt given back.
-    unstarted: bool = False
 
 
 class WorkerState:

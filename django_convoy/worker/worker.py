@@ -188,13 +188,18 @@ class Worker:
         )
 
     def _hand_back(self) -> None:
-        by_queue: dict[str, list[ActiveRun]] = {}
+        # By queue, and by whether the job began: one whose child was still setting Django up
+        # never ran, so it gives its attempt back.
+        groups: dict[tuple[str, bool], list[ActiveRun]] = {}
         for active in self.state.executing():
             if self.state.abandon(active, "handed back at shutdown"):
-                by_queue.setdefault(active.run.queue, []).append(active)
-        for name, actives in by_queue.items():
+                with self.state.lock:  # abandoned, it can no longer begin
+                    began = active.began
+                groups.setdefault((active.run.queue, began), []).append(active)
+        for (name, began), actives in groups.items():
             try:
-                replies = self.state.queues[name].handback([a.fence for a in actives])
+                fences = [a.fence for a in actives]
+                replies = self.state.queues[name].handback(fences, started=began)
             except RedisUnavailable as exc:
                 logger.error(
                     "%s: could not hand back %d runs (%s); the jam guard will recover them",

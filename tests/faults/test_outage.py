@@ -92,8 +92,8 @@ def outage(cluster: Cluster, kind: str) -> dict:
             proxy.close()
     runs = cluster.runs()
     starts = checker.starts(runs)
-    # Who held what at the outage, from each job's first run: on a loaded machine a job queued
-    # for the third worker may go to another one, which must then keep it like its own.
+    # Who held what at the outage: each job's first run says, whichever worker the scenario
+    # meant it for (a CI run under load found the third worker's jobs on another worker).
     first = {}
     for run in sorted(runs, key=lambda r: r.start):
         first.setdefault(run.id, run.worker_pid)
