@@ -9,14 +9,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
 
-from .ids import derive_id, normalise_id
+from .ids import MAX_ID_BYTES, derive_id, normalise_id
 from .queue import get_queue
-from .store import AddResult, Run
-from .validation import check_add_options, check_dedupe_options, encode_payload, task_policy
+from .store import AddResult, Run, body_prefix
+from .validation import (
+    AddOptions,
+    add_options,
+    check_add_options,
+    check_dedupe_options,
+    encode_payload,
+    task_policy,
+)
 
 # How a worker runs the job of an integration's task: given the run, its payload and the
 # worker's id, return the call that executes it.
@@ -113,7 +121,25 @@ class ConvoyTask:
         derived from the arguments bound to the function's signature (``ids.derive_id``)."""
         if self.job_id is not None:
             return normalise_id(self.job_id(*args, **kwargs))
-        return derive_id(self.name, self.func, args, kwargs)
+        derived = derive_id(self.name, self.func, args, kwargs)
+        return derived if self._derived_ids_fit else normalise_id(derived)
+
+    # What every enqueue of this task shares, worked out once (on first use, so that a task
+    # made by hand with a bad option fails where it is enqueued, as before).
+    @cached_property
+    def _derived_ids_fit(self) -> bool:
+        """Whether a derived id (the name, ':' and 32 hex digits) is short enough for an id."""
+        return len(self.name.encode("utf-8", errors="surrogatepass")) + 33 <= MAX_ID_BYTES
+
+    @cached_property
+    def _add_options(self) -> AddOptions:
+        return add_options(
+            self.if_processing, self.delay, self.priority, self.if_queued, self.hold_for
+        )
+
+    @cached_property
+    def _body_prefix(self) -> str:
+        return body_prefix(self.name, self.policy_json)
 
     def _payload(self, queue: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return encode_payload(
@@ -127,15 +153,8 @@ class ConvoyTask:
         """Queue a run with these arguments (kept in the payload); one round trip."""
         queue = get_queue(self.queue)
         payload = self._payload(queue, args, kwargs)
-        return queue.add_encoded(
-            self.name,
-            [(self.id_for(*args, **kwargs), payload)],
-            if_processing=self.if_processing,
-            delay=self.delay,
-            priority=self.priority,
-            policy_json=self.policy_json,
-            if_queued=self.if_queued,
-            hold_for=self.hold_for,
+        return queue.add_checked(
+            self._body_prefix, [self.id_for(*args, **kwargs)], [payload], self._add_options
         )[0]
 
     def cancel(self, *args: Any, **kwargs: Any) -> str | None:

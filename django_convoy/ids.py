@@ -54,9 +54,16 @@ def bound_arguments(
 ) -> dict[str, Any]:
     """The call's arguments by parameter name, defaults applied: ``add(1, 2)``, ``add(1, b=2)``
     and ``add(a=1, b=2)`` are one call. Raise InvalidJob naming the task if they do not fit."""
-    signature = _signature(func)
-    if signature is None:  # a builtin or a C function: take the call as it is
+    binder = _binder(func)
+    if binder is None:  # a builtin or a C function: take the call as it is
         return {"args": list(args), "kwargs": kwargs}
+    names, defaults, signature = binder
+    # The usual call, positional arguments to a function of plain parameters, is bound here:
+    # Signature.bind costs more than the rest of an add's Python.
+    if not kwargs and names is not None and len(args) <= len(names):
+        tail = defaults[len(args) :]
+        if not any(default is _NO_DEFAULT for default in tail):
+            return dict(zip(names, (*args, *tail), strict=True))
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -65,14 +72,30 @@ def bound_arguments(
     return dict(bound.arguments)
 
 
+_NO_DEFAULT = inspect.Parameter.empty
+_PLAIN = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
 @cache
-def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
-    """A function's signature, read once: reading it costs more than the rest of an add's
-    Python."""
+def _binder(
+    func: Callable[..., Any],
+) -> tuple[tuple[str, ...] | None, tuple[Any, ...], inspect.Signature] | None:
+    """A function's signature, read once (reading it costs more than the rest of an add's
+    Python), with its parameters' names and defaults when every one is a plain one (neither
+    ``*args``, ``**kwargs``, keyword-only nor positional-only; else None); None for a function
+    without one."""
     try:
-        return inspect.signature(func)
+        signature = inspect.signature(func)
     except (TypeError, ValueError):
         return None
+    parameters = signature.parameters.values()
+    if any(parameter.kind is not _PLAIN for parameter in parameters):
+        return None, (), signature
+    return (
+        tuple(parameter.name for parameter in parameters),
+        tuple(parameter.default for parameter in parameters),
+        signature,
+    )
 
 
 def derive_id(

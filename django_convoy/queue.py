@@ -33,7 +33,7 @@ from .store import (
     policy_of,
 )
 from .store.replies import COUNTS
-from .validation import check_add_options, check_dedupe_options, encode_payload, encode_result
+from .validation import AddOptions, add_options, encode_payload, encode_result
 
 PROGRESS_TTL_MS = 24 * 3600 * 1000  # a run's progress outlives its last report by a day
 
@@ -146,18 +146,24 @@ class ConvoyQueue:
     ) -> list[AddResult]:
         """Add (id, payload JSON) entries for ``task`` (with its policy, ``store.Policy``, as
         JSON): validated first, then one script call per ``store.BATCH`` entries."""
-        seconds = check_add_options(if_processing, delay, priority)
-        hold_ms = check_dedupe_options(if_queued, hold_for)
+        options = add_options(if_processing, delay, priority, if_queued, hold_for)
         ids = [normalise_id(job_id) for job_id, _ in entries]
+        payloads = [payload_json for _, payload_json in entries]
+        return self.add_checked(body_prefix(task, policy_json), ids, payloads, options)
+
+    def add_checked(
+        self, prefix: str, ids: list[str], payloads: list[str], options: AddOptions
+    ) -> list[AddResult]:
+        """Add jobs whose ids, payload JSON and options were checked already (``add_encoded``;
+        a task, which checks its options once, not on every ``enqueue``); ``prefix``: their
+        bodies' start (``store.body_prefix``)."""
         with tracing.adding(self.name, ids) as (head, traced):
             pairs: list[str] = []
             # head: "{", or '{"trace":{...},' to carry the add's context (tracing.py).
-            prefix = head + body_prefix(task, policy_json)[1:]
-            for job_id, (_, payload_json) in zip(ids, entries, strict=True):
+            prefix = head + prefix[1:]
+            for job_id, payload_json in zip(ids, payloads, strict=True):
                 pairs += (job_id, prefix + payload_json + "}")
-            replies = self.store.add(
-                pairs, if_processing, int(seconds * 1000), priority, if_queued, hold_ms
-            )
+            replies = self.store.add(pairs, *options)
             results = [
                 AddResult(job_id, *reply) for job_id, reply in zip(ids, replies, strict=True)
             ]

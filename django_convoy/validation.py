@@ -27,7 +27,8 @@ def encode_payload(payload: Any, limit: int, queue: str, what: str = "The payloa
     """Serialise a payload to compact JSON, enforcing the queue's size limit."""
     try:
         text = PAYLOAD_ENCODER.encode(payload)
-        size = len(text.encode("utf-8"))
+        # ASCII (the usual payload) is its own UTF-8: no copy to count it, nothing to refuse.
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"{what} is not JSON-serialisable: {exc}.") from None
     except RecursionError:
@@ -72,6 +73,21 @@ def check_dedupe_options(if_queued: str, hold_for: Any) -> int:
     if if_queued not in IF_QUEUED:
         raise InvalidJob(f"if_queued must be one of {IF_QUEUED}, not {if_queued!r}.")
     return int(delay_seconds(hold_for, "hold_for") * 1000)
+
+
+# An add's options as its script takes them: if_processing, delay (ms), priority, if_queued,
+# hold (ms).
+AddOptions = tuple[str, int, int, str, int]
+
+
+def add_options(
+    if_processing: str, delay: Any, priority: int, if_queued: str, hold_for: Any
+) -> AddOptions:
+    """Check an add's options (``check_add_options``, ``check_dedupe_options``); return them as
+    the add script takes them."""
+    seconds = check_add_options(if_processing, delay, priority)
+    hold_ms = check_dedupe_options(if_queued, hold_for)
+    return if_processing, int(seconds * 1000), priority, if_queued, hold_ms
 
 
 def task_policy(

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from django_convoy.store.keys import QueueKeys
-from django_convoy.store.scripts import SPECS, prelude
+from django_convoy.store.scripts import SPECS, prelude, source
 
 PACKAGE = Path(__file__).resolve().parent.parent / "django_convoy"
 
@@ -15,6 +15,21 @@ def test_the_lua_key_table_is_the_python_key_layout():
     positions = {name: int(n) for name, n in re.findall(r"(\w+) = KEYS\[(\d+)\]", table)}
     assert sorted(positions, key=positions.get) == list(QueueKeys._fields)
     assert sorted(positions.values()) == list(range(1, len(QueueKeys._fields) + 1))
+
+
+def test_each_script_defines_every_prelude_helper_it_uses_and_leaves_out_others():
+    """A script carries the prelude's definitions it uses (a name left out would fail only when
+    Redis reaches it), not the others (each costs time on every call)."""
+    defined_by_prelude = set(re.findall(r"^local (?:function )?(\w+)", prelude(), re.M))
+    for name, spec in SPECS.items():
+        if not spec.queue:
+            continue
+        code = re.sub(r"--[^\n]*", "", source(name, flags=False))
+        defined = set(re.findall(r"^local (?:function )?(\w+)", code, re.M))
+        used = set(re.findall(r"[A-Za-z_]\w*", code)) & defined_by_prelude
+        assert used <= defined, (name, used - defined)
+    add = source("add", flags=False)
+    assert "local function claim_jobs(" not in add and "local function ack_runs(" not in add
 
 
 def test_every_script_file_is_declared_once_and_every_declaration_has_its_file():

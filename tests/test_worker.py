@@ -1,5 +1,6 @@
 """The worker, run in-process: tasks, failures, timeouts, shutdown, heartbeats."""
 
+import hashlib
 import logging
 import threading
 import time
@@ -39,6 +40,14 @@ def test_a_derived_id_does_not_depend_on_how_the_task_is_called():
     assert tasks.add.enqueue(a=1, b=2).id == first.id
     assert tasks.add.enqueue(1, b=2).id == first.id
     assert get_queue("default").stats()["queued"] == 1
+
+
+def test_a_derived_id_is_the_digest_of_the_canonical_json_of_the_bound_arguments():
+    """The id's recipe is a contract: a job added before an upgrade must keep its id after."""
+    digest = hashlib.sha256(b'{"a":1,"b":[2,{"x":1,"y":2}]}').hexdigest()[:32]
+    expected = f"tests.jobs.tasks.add:{digest}"
+    assert tasks.add.id_for(1, [2, {"y": 2, "x": 1}]) == expected
+    assert tasks.add.id_for(b=[2, {"x": 1, "y": 2}], a=1) == expected
 
 
 def test_arguments_that_do_not_fit_the_task_are_refused_naming_it():

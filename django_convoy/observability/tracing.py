@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 try:
@@ -53,14 +53,17 @@ def _attributes(queue: str, job_id: str | None) -> dict[str, Any]:
     return found
 
 
-@contextmanager
-def adding(queue: str, job_ids: Sequence[str]) -> Any:
+def adding(queue: str, job_ids: Sequence[str]) -> AbstractContextManager[Any]:
     """Around an add: yield the body's head (``'{'``, or ``'{"trace":{...},'`` to carry this
     add's span to its runs) and a callback taking the results (``AddResult`` each)."""
     found = tracer()
-    if found is None:
-        yield "{", _ignore
-        return
+    if found is None:  # the usual case, on every add: no generator to run
+        return _NOT_TRACED
+    return _traced_add(found, queue, job_ids)
+
+
+@contextmanager
+def _traced_add(found: Any, queue: str, job_ids: Sequence[str]) -> Any:
     single = job_ids[0] if len(job_ids) == 1 else None
     attributes = {**_attributes(queue, single), "messaging.batch.message_count": len(job_ids)}
     with found.start_as_current_span(
@@ -81,6 +84,9 @@ def adding(queue: str, job_ids: Sequence[str]) -> Any:
 
 def _ignore(results: Sequence[Any]) -> None:
     return None
+
+
+_NOT_TRACED = nullcontext(("{", _ignore))
 
 
 def start_run(queue: str, job_id: str, attempt: int, task: str | None, body: str) -> Any:

@@ -1,9 +1,12 @@
 """Every Lua script convoy runs, declared once: its file, whether it writes, how its reply reads,
 and what it may do when Redis is full.
 
-Each queue script is the shared prelude (key order, helpers) followed by its own file in
-``lua/``; redis-py runs them with EVALSHA and loads them again after a ``SCRIPT FLUSH`` or a
-Redis restart. ``QueueStore`` (``queues.py``) and ``Fleet`` (``fleet.py``) are the only callers.
+Each queue script is its own file in ``lua/`` after the definitions of the shared prelude (key
+order, helpers) that it uses, directly or through another (``prelude_for``): Redis runs a
+script's whole text on every call, and defining all of the prelude's helpers each time cost an
+add as much as its own Lua. redis-py runs them with EVALSHA and loads them again after a
+``SCRIPT FLUSH`` or a Redis restart. ``QueueStore`` (``queues.py``) and ``Fleet``
+(``fleet.py``) are the only callers.
 
 When Redis is full (``maxmemory`` reached, ``noeviction``), what a script may do is its
 ``oom``, which becomes the first line of its text, where Redis 7 reads script flags:
@@ -26,6 +29,7 @@ one refused load), as ``COMPAT``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -105,8 +109,51 @@ def _source(name: str) -> str:
 
 
 def prelude() -> str:
-    """The prelude every queue script starts with (``benchmarks/w1_floor.py`` times it alone)."""
+    """The whole prelude, whose definitions queue scripts start with (``prelude_for``;
+    ``benchmarks/w1_floor.py`` times it alone)."""
     return _source("_prelude")
+
+
+# The prelude's top level is definitions only: each "local function name(" or "local a, b =",
+# with the comment lines just above it, up to the next one.
+_DEFINES = re.compile(r"^local (?:function (\w+)\(|([\w, ]+?) =)")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+@cache
+def _definitions() -> tuple[tuple[frozenset[str], frozenset[str], str], ...]:
+    """The prelude's top-level definitions in order: (names defined, words used, text)."""
+    lines = prelude().splitlines(keepends=True)
+    starts = []
+    for i, line in enumerate(lines):
+        if line.startswith("local "):
+            while i > 0 and lines[i - 1].startswith("--"):
+                i -= 1
+            starts.append(i)
+    found = []
+    for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        text = "".join(lines[start:end])
+        head = next(line for line in lines[start:end] if line.startswith("local "))
+        match = _DEFINES.match(head)
+        if match is None:  # a top level this reading does not know: fail here, not in Redis
+            raise ValueError(f"the prelude's {head.strip()!r} is not a definition")
+        names = frozenset(n.strip() for n in (match[1] or match[2]).split(","))
+        found.append((names, frozenset(_WORD.findall(_COMMENT.sub("", text))) - names, text))
+    return tuple(found)
+
+
+def prelude_for(body: str) -> str:
+    """The prelude's definitions that ``body`` uses, directly or through one another, in the
+    prelude's order. Any word of the body that a definition defines counts as a use (a
+    definition taken for nothing costs a little time, one missed would fail in Redis)."""
+    wanted = set(_WORD.findall(_COMMENT.sub("", body)))
+    kept = []
+    for names, uses, text in reversed(_definitions()):  # a definition uses only earlier ones
+        if names & wanted:
+            kept.append(text)
+            wanted |= uses
+    return "".join(reversed(kept))
 
 
 @cache
@@ -114,7 +161,8 @@ def source(name: str, flags: bool = True) -> str:
     """The text Redis runs for script ``name``; ``flags=False``: without its flags line, for a
     Redis that knows none (6.2)."""
     spec = SPECS[name]
-    text = prelude() + "\n" + _source(name) if spec.queue else _source(name)
+    body = _source(name)
+    text = prelude_for(body) + "\n" + body if spec.queue else body
     return SHEBANG[spec.oom] + text if flags else text
 
 

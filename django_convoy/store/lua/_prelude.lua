@@ -46,7 +46,8 @@ local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 -- Redis does not roll back a script that fails half-way, so a key that holds garbage (written
 -- by hand?) must stop a script before its first write, not in the middle of one. Every script
 -- that writes after a step it cannot undo (a ZPOPMIN, a ZREM) calls this first; read-only
--- scripts and those whose only writes follow a check of the same key skip its cost.
+-- scripts and those whose only writes follow a check of the same key skip its cost. The add
+-- checks only the keys it may write, in a plan-then-write order (add.lua).
 -- Every key a script may write, and its type; EXTRA_KEY is checked when the script has one.
 local KEY_TYPES = {
   {'queued', 'zset'}, {'scheduled', 'zset'}, {'processing', 'zset'}, {'failed', 'zset'},
@@ -61,12 +62,28 @@ local function refuse_wrong_type(key, wanted)
   end
 end
 
--- extra_type: the type EXTRA_KEY must have, if the script writes it (the error log: 'list').
-local function refuse_corrupt_keys(extra_type)
-  local seq = redis.call('GET', K.seq)
-  if seq and not string.match(seq, '^%d+$') then -- INCRBY would refuse it half-way
+-- A read that is also its key's type check: on a key of another type (garbage) the script stops
+-- there, the key named as refuse_wrong_type names it; on a sound key it costs nothing more.
+local function checked_read(wanted, command, key, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    refuse_wrong_type(key, wanted)
+    error(reply.err)
+  end
+  return reply
+end
+
+-- The sequence counter must be one, or INCRBY would refuse it half-way.
+local function refuse_bad_seq()
+  local seq = checked_read('string', 'GET', K.seq)
+  if seq and not string.match(seq, '^%d+$') then
     error('convoy: ' .. K.seq .. ' holds ' .. string.format('%q', seq) .. ', not a counter')
   end
+end
+
+-- extra_type: the type EXTRA_KEY must have, if the script writes it (the error log: 'list').
+local function refuse_corrupt_keys(extra_type)
+  refuse_bad_seq()
   for _, entry in ipairs(KEY_TYPES) do
     refuse_wrong_type(K[entry[1]], entry[2])
   end
@@ -306,22 +323,37 @@ end
 -- The request of the worker that asked last (its caches are the warmest) and its score, if it
 -- still stands, the queue is not paused and no job waits ahead; else nil. A request names the
 -- worker's lease: a handed run gets the lease its worker renews at, not the adder's.
-local function waiting_worker(now)
-  local newest = redis.call('ZREVRANGE', K.idle, 0, 0, 'WITHSCORES')
+-- Reads only, so that an add can look before its first write (add.lua): what it finds to drop
+-- from idle comes third, for drop_requests: a member that is not a request (written by hand?),
+-- or true when the newest request lapsed, so every one did. It checks the type of the worker's
+-- inbox, which a hand-over writes and no guard can name in advance.
+local function find_waiting(now)
+  local newest = checked_read('zset', 'ZREVRANGE', K.idle, 0, 0, 'WITHSCORES')
   if #newest == 0 then return nil end
   local score = tonumber(newest[2])
-  if not string.match(newest[1], '^%d+|.') then -- not a request (written by hand?): drop it
-    redis.call('ZREM', K.idle, newest[1])
-    return nil
-  end
-  if math.floor(score / IDLE_SLOTS) < now then -- the newest request lapsed, so every one did
-    redis.call('DEL', K.idle)
-    return nil
-  end
+  local worker = string.match(newest[1], '^%d+|(.+)$')
+  if not worker then return nil, nil, newest[1] end
+  if math.floor(score / IDLE_SLOTS) < now then return nil, nil, true end
   if redis.call('EXISTS', K.paused) == 1 or redis.call('ZCARD', K.queued) > 0 then
     return nil
   end
+  refuse_wrong_type(inbox_of(worker), 'list')
   return newest[1], score
+end
+
+local function drop_requests(found)
+  if found == true then
+    redis.call('DEL', K.idle)
+  elseif found then
+    redis.call('ZREM', K.idle, found)
+  end
+end
+
+-- find_waiting, dropping what it found to drop (task_add, tick: their guard came first).
+local function waiting_worker(now)
+  local request, score, drop = find_waiting(now)
+  drop_requests(drop)
+  return request, score
 end
 
 -- The idle member of a worker's request.
@@ -341,8 +373,7 @@ end
 local function hand_over(id, body, priority, now, token, request, score, unheld)
   local lease, worker = string.match(request, '^(%d+)|(.*)$')
   lease = tonumber(lease)
-  local inbox = inbox_of(worker)
-  refuse_wrong_type(inbox, 'list')
+  local inbox = inbox_of(worker) -- its type checked by find_waiting
   if not unheld then clear_failure(id) end
   if score % IDLE_SLOTS > 1 then
     redis.call('ZADD', K.idle, int(score - 1), request)
@@ -360,15 +391,16 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   end
 end
 
+-- Its reads check their keys' types (checked_read), as an add that plans reads them first.
 local function state_of(id, now)
-  if redis.call('ZSCORE', K.queued, id) then return 'queued' end
-  local deadline = redis.call('ZSCORE', K.processing, id)
+  if checked_read('zset', 'ZSCORE', K.queued, id) then return 'queued' end
+  local deadline = checked_read('zset', 'ZSCORE', K.processing, id)
   if deadline then
     if tonumber(deadline) < now then return 'jammed' end
     return 'processing'
   end
-  if redis.call('ZSCORE', K.scheduled, id) then return 'scheduled' end
-  if redis.call('ZSCORE', K.failed, id) then return 'failed' end
+  if checked_read('zset', 'ZSCORE', K.scheduled, id) then return 'scheduled' end
+  if checked_read('zset', 'ZSCORE', K.failed, id) then return 'failed' end
   return nil
 end
 
@@ -376,8 +408,8 @@ end
 -- state_of's four lookups; running twice at once must not follow even from a record deleted
 -- by hand, so a processing entry is looked for all the same.
 local function state_of_new(id, now)
-  if redis.call('HEXISTS', K.jobs, id) == 1 then return state_of(id, now) end
-  local deadline = redis.call('ZSCORE', K.processing, id)
+  if checked_read('hash', 'HEXISTS', K.jobs, id) == 1 then return state_of(id, now) end
+  local deadline = checked_read('zset', 'ZSCORE', K.processing, id)
   if deadline then return tonumber(deadline) < now and 'jammed' or 'processing' end
   return nil
 end
@@ -388,7 +420,7 @@ end
 local function hold_of(id, ctx)
   if ctx.holds == nil then ctx.holds = redis.call('EXISTS', K.held) == 1 end -- once per call
   if not ctx.holds then return nil end
-  return tonumber(redis.call('ZSCORE', K.held, id))
+  return tonumber(checked_read('zset', 'ZSCORE', K.held, id))
 end
 
 -- The job of id ended: start the hold its add asked for, if any (sweeping lapsed holds).
@@ -415,8 +447,16 @@ local function replace_waiting(id, body, ctx, state)
   return 2, state, 0
 end
 
--- The add state machine, the one both adds run (add.lua, task_add.lua): add id unless it is
--- live. ctx holds what the whole call shares: now, priority, due (ms, Redis clock; <= now:
+-- What add_one must know of id, read without writing (add.lua reads every id's before its first
+-- write): the state id is in now and, when it may be added, its hold (hold_of).
+local function plan_one(id, ctx)
+  local state = state_of_new(id, ctx.now)
+  if state == nil or state == 'failed' then return state, hold_of(id, ctx) end
+  return state, nil
+end
+
+-- The add state machine, the one every add runs (add.lua, task_add.lua, tick.lua): add id
+-- unless it is live; state and hold: what plan_one read of it. ctx holds what the whole call shares: now, priority, due (ms, Redis clock; <= now:
 -- queue it now), if_processing, keep_rerun, if_queued ('replace'; else keep), hold_ms (hold_for;
 -- nil: none), and waiting / waiting_score, the request of a worker waiting to be handed a job
 -- (waiting_worker), which the first job queued now takes.
@@ -428,11 +468,9 @@ end
 -- ('held': refused, hold_for), rerun (0: not asked or not processing; 1: this call made or
 -- replaced the pending rerun; 2: an earlier pending rerun stands).
 -- Sets ctx.wake when a worker should wake (a job queued, or a new earliest due time).
-local function add_one(id, body, ctx, seq)
+local function add_one(id, body, ctx, seq, state, hold)
   local now = ctx.now
-  local state = state_of_new(id, now)
   if state == nil or state == 'failed' then
-    local hold = hold_of(id, ctx)
     if hold and hold > now then return 0, 'held', 0 end
     if ctx.hold_ms then
       redis.call('ZADD', K.held, -ctx.hold_ms, id)

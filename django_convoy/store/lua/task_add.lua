@@ -19,7 +19,8 @@ local ctx = {
 }
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 
-local added, _, rerun = add_one(id, body, ctx, redis.call('INCR', K.seq))
+local state, hold = plan_one(id, ctx)
+local added, _, rerun = add_one(id, body, ctx, redis.call('INCR', K.seq), state, hold)
 if ctx.wake then wake_one() end
 count_in(added == 1 and 'added' or 'duplicate', 1)
 write_counts()

@@ -75,7 +75,8 @@ local ctx = {
   due = manual and now or math.max(now, tick + jitter),
 }
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
-local added = add_one(id, body, ctx, redis.call('INCR', K.seq))
+local state, hold = plan_one(id, ctx)
+local added = add_one(id, body, ctx, redis.call('INCR', K.seq), state, hold)
 if ctx.wake then wake_one() end
 if added == 0 then return reply('exists', new_last, id) end
 redis.call('HSETNX', K.stats, 'born', int(now))
