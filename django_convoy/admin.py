@@ -15,7 +15,6 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from .dashboard import schedules, views
 from .models import Queue
 
 
@@ -33,6 +32,9 @@ class QueueAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         """Return the dashboard's URLs in place of the changelist, add, change and delete views."""
+        # Imported here, when a URLconf is loaded, not where the admin is discovered: a worker
+        # process discovers it too (django.setup), and has no use for the dashboard's views.
+        from .dashboard import schedules, views
 
         def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             def with_admin(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -14,6 +14,7 @@ its own trace.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -21,9 +22,12 @@ from typing import Any
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
+    from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
     from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, SpanKind, StatusCode
 except ImportError:  # the otel extra is not installed
     trace = None
+else:
+    _PROVIDER_FROM_ENV = OTEL_PYTHON_TRACER_PROVIDER in os.environ
 
 TRACE_FIELD = '{"trace":'
 _made: tuple[Any, Any] = (None, None)  # (provider, its tracer)
@@ -33,6 +37,12 @@ def tracer() -> Any:
     """The tracer to use, or None when nothing would record a span."""
     global _made
     if trace is None:
+        return None
+    # The usual answer, asked on every add: no provider was set. get_tracer_provider() would
+    # look the environment up first, a KeyError raised and caught each time (the largest part
+    # of an add's Python); the API's own global says as much for nothing. Read defensively: an
+    # API without it goes the public way.
+    if getattr(trace, "_TRACER_PROVIDER", trace) is None and not _PROVIDER_FROM_ENV:
         return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
