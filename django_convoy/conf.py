@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .limits import RateLimit, parse_rate, rate_problem
 from .observability.config import MetricsConfig, metrics_config, metrics_problems
 from .topology import is_topology_url, parse_nodes, parse_url, topology_from_settings
 
@@ -44,13 +45,20 @@ QUEUE_RULES: dict[str, tuple[tuple[type, ...], float, bool]] = {
     "MAX_PAYLOAD_BYTES": ((int,), 1, True),
     "RESULT_TTL": ((int, float), 0, True),
     "MAX_RESULT_BYTES": ((int,), 1, True),
+    "GROUP_CONCURRENCY": ((int,), 1, True),
 }
+# Flow control's rate limits (limits.py): strings such as "100/s burst 200", checked apart.
+RATE_KEYS = ("RATE_LIMIT", "GROUP_RATE_LIMIT")
 TOP_LEVEL_KEYS = ("REDIS_URL", "CONNECTION", "KEY_PREFIX", "QUEUES", "REDIS_OPTIONS")
 # Redis Cluster, Sentinel, and waiting for replicas (topology.py, cluster.py, replication.py).
 TOPOLOGY_KEYS = ("CLUSTER_NODES", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_OPTIONS")
 WAIT_KEYS = ("WAIT_REPLICAS", "WAIT_TIMEOUT_MS")
 # SCHEDULE: schedules/config.py checks it; METRICS: observability's settings.
 TOP_LEVEL_KEYS += TOPOLOGY_KEYS + WAIT_KEYS + ("SCHEDULE", "METRICS")
+RATE_HINT = (
+    "A count per second, minute or hour, with an optional burst (how many may start at "
+    'once; by default the count): "100/s", "30/m", "1000/h burst 50".'
+)
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -70,6 +78,10 @@ class QueueConfig:
     max_payload_bytes: int = QUEUE_DEFAULTS["MAX_PAYLOAD_BYTES"]
     result_ttl: float = QUEUE_DEFAULTS["RESULT_TTL"]  # 0: keep no return value
     max_result_bytes: int = QUEUE_DEFAULTS["MAX_RESULT_BYTES"]
+    # Flow control (limits.py): None is no limit.
+    rate_limit: RateLimit | None = None
+    group_concurrency: int | None = None
+    group_rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -308,12 +320,17 @@ def _queue_problems(name: Any, queue: Any) -> list[Problem]:
         ]
     problems = []
     for key, value in queue.items():
+        if key in RATE_KEYS:
+            message = rate_problem(value, f"{key} of queue {name!r}")
+            if message:
+                problems.append(Problem("convoy.E026", message, RATE_HINT))
+            continue
         if key not in QUEUE_RULES:
             problems.append(
                 Problem(
                     "convoy.E009",
                     f"Queue {name!r} has an unknown key {key!r}.",
-                    f"Valid keys: {', '.join(QUEUE_RULES)}.",
+                    f"Valid keys: {', '.join((*QUEUE_RULES, *RATE_KEYS))}.",
                 )
             )
             continue
@@ -338,10 +355,7 @@ def get_config() -> ConvoySettings:
     problems = find_problems(raw)
     if problems:
         raise ImproperlyConfigured(" ".join(p.msg for p in problems))
-    queues = {
-        name: QueueConfig(name=name, **{key.lower(): value for key, value in queue.items()})
-        for name, queue in raw["QUEUES"].items()
-    }
+    queues = {name: _queue_config(name, queue) for name, queue in raw["QUEUES"].items()}
     return ConvoySettings(
         queues=queues,
         redis_url=raw.get("REDIS_URL"),
@@ -359,6 +373,14 @@ def get_config() -> ConvoySettings:
         wait_timeout_ms=raw.get("WAIT_TIMEOUT_MS", 500),
         metrics=metrics_config(raw.get("METRICS")),
     )
+
+
+def _queue_config(name: str, queue: dict[str, Any]) -> QueueConfig:
+    values = {key.lower(): value for key, value in queue.items() if key not in RATE_KEYS}
+    for key in RATE_KEYS:
+        if queue.get(key) is not None:
+            values[key.lower()] = parse_rate(queue[key], f"{key} of queue {name!r}")
+    return QueueConfig(name=name, **values)
 
 
 @receiver(setting_changed)

@@ -14,7 +14,9 @@ from typing import Any
 
 from django.db import transaction
 
+from .exceptions import InvalidJob
 from .ids import MAX_ID_BYTES, derive_id, normalise_id
+from .limits import check_group
 from .queue import get_queue
 from .store import AddResult, Run, body_prefix
 from .validation import (
@@ -81,6 +83,8 @@ class ConvoyTask:
     delay: float = 0
     if_queued: str = "keep"  # "replace": a waiting job's payload is replaced (a debounce)
     hold_for: float = 0  # seconds adds of an id are refused after its job ended (a throttle)
+    # Flow control: each job's group key, from the call's arguments (a callable) or fixed.
+    group: Callable[..., Any] | str | None = field(default=None, repr=False)
     # A schedule named after the task (schedules/): a cron expression, or every N seconds.
     cron: str | None = None
     every: int | None = None
@@ -141,6 +145,14 @@ class ConvoyTask:
     def _body_prefix(self) -> str:
         return body_prefix(self.name, self.policy_json)
 
+    def group_for(self, *args: Any, **kwargs: Any) -> str:
+        """The group key of the job ``enqueue(*args, **kwargs)`` adds ('': none)."""
+        group = self.group(*args, **kwargs) if callable(self.group) else self.group
+        try:
+            return check_group(group)
+        except InvalidJob as exc:
+            raise InvalidJob(f"Task {self.name}: {exc}") from None
+
     def _payload(self, queue: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return encode_payload(
             {"args": list(args), "kwargs": kwargs},
@@ -154,7 +166,11 @@ class ConvoyTask:
         queue = get_queue(self.queue)
         payload = self._payload(queue, args, kwargs)
         return queue.add_checked(
-            self._body_prefix, [self.id_for(*args, **kwargs)], [payload], self._add_options
+            self._body_prefix,
+            [self.id_for(*args, **kwargs)],
+            [payload],
+            self._add_options,
+            self.group_for(*args, **kwargs),
         )[0]
 
     def cancel(self, *args: Any, **kwargs: Any) -> str | None:
@@ -167,6 +183,7 @@ class ConvoyTask:
         queue = get_queue(self.queue)  # fail now, in the caller's code, not after the commit
         self._payload(queue, args, kwargs)
         self.id_for(*args, **kwargs)
+        self.group_for(*args, **kwargs)
         transaction.on_commit(lambda: self.enqueue(*args, **kwargs), using=using)
 
 
@@ -179,6 +196,7 @@ def convoy_task(
     priority: int = 0,
     if_queued: str = "keep",
     hold_for: float = 0,
+    group: Callable[..., Any] | str | None = None,
     cron: str | None = None,
     every: int | None = None,
     max_attempts: int | None = None,
@@ -195,6 +213,8 @@ def convoy_task(
     queue's ``MAX_ATTEMPTS``, ``JOB_TIMEOUT`` and ``RETRY_BACKOFF`` for this task's jobs;
     ``retry_on`` retries only those exception types; ``expires`` (seconds after the add, or a
     datetime) fails a job not started by then, with reason ``expired``. Each job carries them.
+    ``group`` gives each job its group key (flow control), e.g. ``lambda tenant_id, *a, **k:
+    f"tenant-{tenant_id}"``: called with the arguments of ``enqueue``.
     """
 
     def register(func: Callable[..., Any]) -> ConvoyTask:
@@ -211,6 +231,7 @@ def convoy_task(
             priority=priority,
             if_queued=if_queued,
             hold_for=hold_for,
+            group=group,
             cron=cron,
             every=every,
             policy_json=json.dumps(policy, separators=(",", ":")) if policy else "",

@@ -16,6 +16,7 @@ from . import connection, signals
 from .conf import QueueConfig, get_config
 from .exceptions import JobNotFound, UnknownQueue
 from .ids import normalise_id
+from .limits import check_group, flow_spec
 from .observability import tracing
 from .retries import failure_is_final, retry_delay
 from .store import (
@@ -68,7 +69,8 @@ class ConvoyQueue:
         self.config = config
         self.key_prefix = key_prefix
         self.client = client
-        self.store = QueueStore(config.name, key_prefix, client)
+        spec = flow_spec(config.rate_limit, config.group_concurrency, config.group_rate_limit)
+        self.store = QueueStore(config.name, key_prefix, client, spec)
         self.keys = self.store.keys
         self.lease_ms = int(config.lease * 1000)
         self.failed_ttl_ms = int(config.failed_ttl * 1000)
@@ -88,12 +90,13 @@ class ConvoyQueue:
         priority: int = 0,
         if_queued: str = "keep",
         hold_for: Any = 0,
+        group: str | int | None = None,
     ) -> AddResult:
         """Queue ``job_id`` unless it is already queued, scheduled or processing.
 
         ``if_queued="replace"``: an add of a waiting id replaces its payload (and with a
         ``delay`` restarts it: a debounce). ``hold_for``: once this job ends, adds of its id
-        are refused for that many seconds (state "held": a throttle)."""
+        are refused for that many seconds (state "held"). ``group``: its flow control group."""
         payload_json = encode_payload(payload, self.config.max_payload_bytes, self.name)
         return self.add_encoded(
             None,
@@ -103,6 +106,7 @@ class ConvoyQueue:
             priority=priority,
             if_queued=if_queued,
             hold_for=hold_for,
+            group=group,
         )[0]
 
     def add_jobs(
@@ -114,8 +118,9 @@ class ConvoyQueue:
         priority: int = 0,
         if_queued: str = "keep",
         hold_for: Any = 0,
+        group: str | int | None = None,
     ) -> list[AddResult]:
-        """Add many jobs in one round trip; each is an id or an ``(id, payload)`` pair."""
+        """Add many jobs (ids or ``(id, payload)`` pairs, all of ``group``) in one round trip."""
         entries = []
         for job in jobs:
             job_id, payload = job if isinstance(job, tuple) else (job, None)
@@ -130,6 +135,7 @@ class ConvoyQueue:
             priority=priority,
             if_queued=if_queued,
             hold_for=hold_for,
+            group=group,
         )
 
     def add_encoded(
@@ -143,27 +149,34 @@ class ConvoyQueue:
         policy_json: str = "",
         if_queued: str = "keep",
         hold_for: Any = 0,
+        group: str | int | None = None,
     ) -> list[AddResult]:
         """Add (id, payload JSON) entries for ``task`` (with its policy, ``store.Policy``, as
         JSON): validated first, then one script call per ``store.BATCH`` entries."""
         options = add_options(if_processing, delay, priority, if_queued, hold_for)
+        group_key = check_group(group)
         ids = [normalise_id(job_id) for job_id, _ in entries]
         payloads = [payload_json for _, payload_json in entries]
-        return self.add_checked(body_prefix(task, policy_json), ids, payloads, options)
+        return self.add_checked(body_prefix(task, policy_json), ids, payloads, options, group_key)
 
     def add_checked(
-        self, prefix: str, ids: list[str], payloads: list[str], options: AddOptions
+        self,
+        prefix: str,
+        ids: list[str],
+        payloads: list[str],
+        options: AddOptions,
+        group: str = "",
     ) -> list[AddResult]:
-        """Add jobs whose ids, payload JSON and options were checked already (``add_encoded``;
-        a task, which checks its options once, not on every ``enqueue``); ``prefix``: their
-        bodies' start (``store.body_prefix``)."""
+        """Add jobs whose ids, payload JSON, options and group were checked already
+        (``add_encoded``; a task, which checks its options once, not on every ``enqueue``);
+        ``prefix``: their bodies' start (``store.body_prefix``)."""
         with tracing.adding(self.name, ids) as (head, traced):
             pairs: list[str] = []
             # head: "{", or '{"trace":{...},' to carry the add's context (tracing.py).
             prefix = head + prefix[1:]
             for job_id, payload_json in zip(ids, payloads, strict=True):
                 pairs += (job_id, prefix + payload_json + "}")
-            replies = self.store.add(pairs, *options)
+            replies = self.store.add(pairs, *options, group)
             results = [
                 AddResult(job_id, *reply) for job_id, reply in zip(ids, replies, strict=True)
             ]
@@ -187,10 +200,15 @@ class ConvoyQueue:
         """Return a snapshot of the job with this id, or None if no job has it."""
         return self.store.job(normalise_id(job_id))
 
-    def stats(self) -> dict[str, int]:
-        """Return the counts of each state and the totals, split at Redis's now."""
-        counts = self.store.counts()
-        return {key: counts[key] for key in COUNTS}
+    def stats(self) -> dict[str, Any]:
+        """Return the counts of each state and the totals, split at Redis's now; and flow
+        control's: ``rate_limit``, ``throttled`` (by it now), ``groups`` and ``groups_held``."""
+        counts, rate = self.store.counts(), self.config.rate_limit
+        return {
+            **{key: counts[key] for key in (*COUNTS, "groups", "groups_held")},
+            "rate_limit": str(rate) if rate else None,
+            "throttled": counts["throttled_until_ms"] is not None,
+        }
 
     def is_paused(self) -> bool:
         """Whether workers are told not to claim from this queue."""

@@ -306,7 +306,8 @@ class ConvoyBackend(BaseTaskBackend):
         """The ARGV of ``task_add.lua`` for a run of ``task``."""
         due_ms = epoch_ms(task.run_after) if task.run_after else 0
         if_processing = getattr(task, "if_processing", "ignore")
-        return [job_id, body, if_processing, due_ms, task.priority, self._keep_ms(queue)]
+        keep_ms = self._keep_ms(queue)
+        return [job_id, body, if_processing, due_ms, task.priority, keep_ms, queue.store.flow_spec]
 
     def _add(
         self, task: Task, run: TaskRun, queue: ConvoyQueue, job_id: str, body: str

@@ -29,6 +29,14 @@ class QueueKeys(NamedTuple):
     throughput: str  # HASH "processed:<minute>" / "failed:<minute>" -> count, last hour
     idle: str  # ZSET "lease_ms|worker_id" -> deadline_ms * 1000 + free slots: waits for jobs
     held: str  # ZSET id -> until when adds of it are refused (hold_for); -hold_ms while live
+    # Flow control (docs/design.rst): absent while no job has a group and no limit was spent.
+    group: str  # HASH id -> group key of a job that has one
+    grouped: str  # ZSET id -> queued score: the queued jobs with a group (queued: the others)
+    lanes: str  # ZSET "group\0score\0id", scores 0: each group's queued jobs in order (lex)
+    ring: str  # ZSET group -> turn: groups with queued jobs that may be claimed from
+    parked: str  # ZSET group -> until ms (+inf: at GROUP_CONCURRENCY): groups held back
+    groups: str  # ZSET group -> processing runs: every group with queued or processing jobs
+    flow: str  # HASH the rate limits' token buckets (tat, tat:<group>), held, turn, plain
 
 
 def inbox_key(keys: QueueKeys, worker_id: str) -> str:

@@ -48,8 +48,9 @@ BATCH = 1000  # entries per script call, for the calls that loop over many
 class QueueStore:
     """The Redis side of one queue: its keys and its scripts."""
 
-    def __init__(self, name: str, key_prefix: str, client: redis.Redis):
+    def __init__(self, name: str, key_prefix: str, client: redis.Redis, flow_spec: str = ""):
         self.name = name
+        self.flow_spec = flow_spec  # the queue's limits, as the scripts read them (limits.py)
         self.key_prefix = key_prefix
         self.client = client
         self.keys = queue_keys(key_prefix, name)
@@ -95,11 +96,12 @@ class QueueStore:
         priority: int,
         if_queued: str = "keep",
         hold_ms: int = 0,
+        group: str = "",
     ) -> list[tuple[bool, str, bool, bool]]:
-        """Add (id, body) ``pairs`` (flat); per job (added, state now, rerun pending, body
-        replaced)."""
+        """Add (id, body) ``pairs`` (flat) of ``group`` ('': none); per job (added, state
+        now, rerun pending, body replaced)."""
         found: list[tuple[bool, str, bool, bool]] = []
-        options = [if_processing, delay_ms, priority, if_queued, hold_ms]
+        options = [if_processing, delay_ms, priority, if_queued, hold_ms, group, self.flow_spec]
         for start in range(0, len(pairs), 2 * BATCH):
             chunk = pairs if len(pairs) <= 2 * BATCH else pairs[start : start + 2 * BATCH]
             found += self.call("add", options + chunk)
@@ -253,7 +255,7 @@ class QueueStore:
 
     def claim(self, max_jobs: int, worker_id: str, lease_ms: int, wait_ms: int = 0) -> ClaimBatch:
         """Promote due scheduled jobs, then take up to ``max_jobs`` runs (see claim_jobs)."""
-        return self.call("claim", [max_jobs, worker_id, lease_ms, BATCH, wait_ms])
+        return self.call("claim", [max_jobs, worker_id, lease_ms, BATCH, wait_ms, self.flow_spec])
 
     def ack_and_claim(
         self,
@@ -264,7 +266,7 @@ class QueueStore:
         wait_ms: int = 0,
     ) -> tuple[list[int], ClaimBatch]:
         """``ack(runs)`` and ``claim(...)`` in one round trip."""
-        args = [max_jobs, worker_id, lease_ms, BATCH, wait_ms, *_fences(fences)]
+        args = [max_jobs, worker_id, lease_ms, BATCH, wait_ms, self.flow_spec, *_fences(fences)]
         return self.call("ack_claim", args)
 
     def ack(self, fences: Sequence[tuple[str, str]]) -> list[int]:

@@ -175,12 +175,18 @@ def _done(queue: str, job_id: str, result: JobResult | None) -> Job | None:
 
 def counts(queue: str, args: list[Any], reply: list[Any]) -> dict[str, Any]:
     """stats.lua: the counts of each state and the totals, Redis's now, and the pause; then
-    the enqueued time of the oldest queued job (``oldest_ms``, None) and the ``counters``."""
+    the enqueued time of the oldest queued job (``oldest_ms``, None) and the ``counters``;
+    flow control's: until when RATE_LIMIT holds claims back (``throttled_until_ms``, None),
+    how many groups have jobs (``groups``) and how many of them are held back
+    (``groups_held``)."""
     found: dict[str, Any] = dict(zip(COUNTS, (to_int(v) for v in reply[1:8]), strict=True))
     found["paused"] = bool(to_int(reply[8]))
     found["now_ms"] = to_int(reply[0])
     found["oldest_ms"] = to_int(reply[9], None) if reply[9] != "" else None
     found["counters"] = Counters.from_hash(reply[10])
+    found["throttled_until_ms"] = to_int(reply[11]) or None
+    found["groups"] = to_int(reply[12])
+    found["groups_held"] = to_int(reply[13])
     return found
 
 

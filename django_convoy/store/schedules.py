@@ -41,7 +41,7 @@ class ScheduleStore:
         tick -1: run now), ``rules`` (late ms, catch_up, overlap), ``job`` (id, body, priority,
         jitter ms), ``result`` (a Django task's result key and how long to keep it)."""
         result_key, keep_ms = result or (self.keys.state, NOT_A_TASK_RESULT)
-        args = [name, *ticks, *rules, *job, keep_ms]
+        args = [name, *ticks, *rules, *job, keep_ms, self.queue.flow_spec]
         return self.queue.call("tick", args, [result_key, *self.keys])
 
     def states(self, names: Sequence[str]) -> dict[str, ScheduleState]:

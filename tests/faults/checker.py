@@ -156,8 +156,8 @@ def recoveries(*logs: str) -> Counter:
 def states(client: redis.Redis, keys: QueueKeys) -> dict[str, str]:
     """Every id Redis holds in a state, mapped to the state (an id in two states raises)."""
     found: dict[str, str] = {}
-    for state in STATES:
-        for job_id in client.zrange(getattr(keys, state), 0, -1):
+    for state, key in (*((s, getattr(keys, s)) for s in STATES), ("queued", keys.grouped)):
+        for job_id in client.zrange(key, 0, -1):
             assert job_id not in found, f"{job_id!r} is both {found[job_id]} and {state}"
             found[job_id] = state
     return found
@@ -172,6 +172,7 @@ def left_behind(client: redis.Redis, keys: QueueKeys) -> dict[str, list[str]]:
         "errors": [i for i in client.hkeys(keys.errors) if i not in held],
         "rerun": [i for i in client.hkeys(keys.rerun) if i not in held],
         "run": [i for i in client.hkeys(keys.run) if i not in processing],
+        "group": [i for i in client.hkeys(keys.group) if i not in held],
     }
     return {name: ids for name, ids in stray.items() if ids}
 

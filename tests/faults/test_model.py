@@ -326,10 +326,7 @@ class QueueModel(RuleBasedStateMachine):
         assert set(client.hkeys(keys.errors)) <= set(held)
         assert set(client.hkeys(keys.run)) == {i for i, s in held.items() if s == "processing"}
         assert set(client.hkeys(keys.rerun)) == {i for i, e in self.entries.items() if e.rerun}
-        assert client.zrange(keys.queued, 0, -1) == sorted(
-            (i for i, e in self.entries.items() if e.state == "queued"),
-            key=lambda i: (-self.entries[i].priority, self.entries[i].order),
-        )
+        self.check_queue_order()
         for job_id, entry in self.entries.items():
             _, attempts, jams, priority, body = client.hget(keys.jobs, job_id).split("|", 4)
             run = RunRecord.parse(client.hget(keys.run, job_id) or "")
@@ -352,6 +349,14 @@ class QueueModel(RuleBasedStateMachine):
         for state in ("queued", "processing", "jammed", "scheduled", "failed"):
             count = sum(1 for i in self.entries if self._state(i) == state)
             assert stats[state] == count, (state, stats)
+
+    def check_queue_order(self) -> None:
+        assert self.client.zrange(self.queue.keys.queued, 0, -1) == self._in_queue_order(
+            i for i, e in self.entries.items() if e.state == "queued"
+        )
+
+    def _in_queue_order(self, ids: Any) -> list[str]:
+        return sorted(ids, key=lambda i: (-self.entries[i].priority, self.entries[i].order))
 
     @invariant()
     def get_job_reports_the_model_state(self):

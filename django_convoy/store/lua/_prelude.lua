@@ -22,11 +22,24 @@
 --                 how many: deadline * 1000 + free slots (exact in a double; see waiting_worker)
 --  15 held        ZSET id -> until when (ms) adds of id are refused (hold_for: a throttle);
 --                 -hold_ms while its job is live: the hold its end will start (start_hold)
---  16 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), the
+-- Flow control (docs/design.rst, "Flow control"): a job may carry a group key.
+--  16 group       HASH id -> group key, for each job with a group that has a record
+--  17 grouped     ZSET id -> queued score: the queued jobs that have a group (queued holds
+--                 the others): the place of a grouped queued job
+--  18 lanes       ZSET, all scores 0, "group\0score\0id" per grouped queued job: each group's
+--                 lane, in queue order (ZRANGEBYLEX), an index of grouped
+--  19 ring        ZSET group -> turn: groups with queued jobs that may be claimed from
+--  20 parked      ZSET group -> until (ms; +inf: at GROUP_CONCURRENCY until a run of it ends):
+--                 groups with queued jobs held back; a group is in ring or parked, not both
+--  21 groups      ZSET group -> its processing runs: every group with queued or processing jobs
+--  22 flow        HASH tat (the RATE_LIMIT bucket: when it is full again, ms), tat:<group> (a
+--                 group's GROUP_RATE_LIMIT bucket), held (until when the last claim was held
+--                 back by RATE_LIMIT), turn (the ring's counter), plain (the ungrouped jobs' turn)
+--  23 EXTRA_KEY   one more key some scripts take: the day's error log (fail, jamguard), the
 --                 result HASH of a Django task's run (task_*, tick), or the result a job's last
 --                 run returned (keep_result, inspect)
---  17, 18         the tick script's schedule keys (keys.ScheduleKeys; see tick.lua); inspect's
---                 17: the job's progress
+--  24, 25         the tick script's schedule keys (keys.ScheduleKeys; see tick.lua); inspect's
+--                 24: the job's progress
 -- Not in KEYS: each waiting worker's inbox (LIST of runs handed to it), whose name add.lua
 -- learns from idle; it shares the hash tag, so it lives in this queue's slot.
 --
@@ -37,9 +50,10 @@ local K = {
   queued = KEYS[1], scheduled = KEYS[2], processing = KEYS[3], failed = KEYS[4],
   jobs = KEYS[5], run = KEYS[6], rerun = KEYS[7], errors = KEYS[8], seq = KEYS[9],
   wake = KEYS[10], paused = KEYS[11], stats = KEYS[12], throughput = KEYS[13], idle = KEYS[14],
-  held = KEYS[15],
+  held = KEYS[15], group = KEYS[16], grouped = KEYS[17], lanes = KEYS[18], ring = KEYS[19],
+  parked = KEYS[20], groups = KEYS[21], flow = KEYS[22],
 }
-local QUEUE_KEYS = 15 -- the keys above; a script's own keys follow them
+local QUEUE_KEYS = 22 -- the keys above; a script's own keys follow them
 local EXTRA_KEY = KEYS[QUEUE_KEYS + 1]
 local PRIORITY_STEP = 4398046511104 -- 2^42 sequence numbers per priority level
 
@@ -53,6 +67,12 @@ local KEY_TYPES = {
   {'queued', 'zset'}, {'scheduled', 'zset'}, {'processing', 'zset'}, {'failed', 'zset'},
   {'jobs', 'hash'}, {'run', 'hash'}, {'rerun', 'hash'}, {'errors', 'hash'}, {'wake', 'list'},
   {'stats', 'hash'}, {'throughput', 'hash'}, {'idle', 'zset'}, {'held', 'zset'},
+}
+-- Flow control's keys: absent unless a job has a group or a limit was spent, so one EXISTS
+-- spares the unlimited path their TYPE checks.
+local FLOW_KEY_TYPES = {
+  {'group', 'hash'}, {'grouped', 'zset'}, {'lanes', 'zset'}, {'ring', 'zset'},
+  {'parked', 'zset'}, {'groups', 'zset'}, {'flow', 'hash'},
 }
 
 local function refuse_wrong_type(key, wanted)
@@ -81,12 +101,22 @@ local function refuse_bad_seq()
   end
 end
 
+-- Flow control's keys (an add that may write them checks them alone: add.lua).
+local function refuse_corrupt_flow_keys()
+  if redis.call('EXISTS', K.group, K.grouped, K.lanes, K.ring, K.parked, K.groups, K.flow) > 0 then
+    for _, entry in ipairs(FLOW_KEY_TYPES) do
+      refuse_wrong_type(K[entry[1]], entry[2])
+    end
+  end
+end
+
 -- extra_type: the type EXTRA_KEY must have, if the script writes it (the error log: 'list').
 local function refuse_corrupt_keys(extra_type)
   refuse_bad_seq()
   for _, entry in ipairs(KEY_TYPES) do
     refuse_wrong_type(K[entry[1]], entry[2])
   end
+  refuse_corrupt_flow_keys()
   if extra_type and EXTRA_KEY then
     refuse_wrong_type(EXTRA_KEY, extra_type)
   end
@@ -214,10 +244,179 @@ local function wake_one()
   end
 end
 
+-- Flow control: groups, their lanes and the ring; the token buckets of the rate limits.
+-- A grouped queued job is in grouped (its place) and in its group's lane (an index: lanes); its
+-- group is in groups while it has queued or processing jobs (scored by its processing runs),
+-- and, while it has queued jobs, in ring (claimable, by turn) or parked (held back). Nothing of
+-- this exists while no job has a group: groups_used() then spares every other lookup.
+local grouped_jobs = nil -- whether any job has a group: asked once per call
+
+local function groups_used()
+  if grouped_jobs == nil then grouped_jobs = redis.call('EXISTS', K.group) == 1 end
+  return grouped_jobs
+end
+
+local function group_of(id)
+  if not groups_used() then return nil end
+  return redis.call('HGET', K.group, id) or nil
+end
+
+-- group: the job's group key, or nil for none (an earlier run's group goes).
+local function set_group(id, group)
+  if group then
+    redis.call('HSET', K.group, id, group)
+    grouped_jobs = true
+  elseif groups_used() then
+    redis.call('HDEL', K.group, id)
+  end
+end
+
+-- A lane entry: the score is padded so that lexical order is queue order within a group.
+local function lane_member(group, score, id)
+  return group .. '\0' .. string.format('%016.0f', score) .. '\0' .. id
+end
+
+-- The first n entries of group's lane.
+local function lane_head(group, n)
+  return redis.call('ZRANGEBYLEX', K.lanes, '[' .. group .. '\0', '(' .. group .. '\1',
+    'LIMIT', 0, n)
+end
+
+local function next_turn()
+  return redis.call('HINCRBY', K.flow, 'turn', 1)
+end
+
+-- A job of group was queued: the group is known, and takes a turn at the back of the ring
+-- unless it has one already or is parked.
+local function lane_joined(group)
+  redis.call('ZADD', K.groups, 'NX', 0, group)
+  if redis.call('ZSCORE', K.ring, group) or redis.call('ZSCORE', K.parked, group) then return end
+  redis.call('ZADD', K.ring, next_turn(), group)
+end
+
+-- group lost a queued job or a run: once its lane is empty it leaves the ring (or parked),
+-- and once it has no runs either it is forgotten, with its bucket when that is full again.
+local function group_settle(group, now)
+  if #lane_head(group, 1) > 0 then return end
+  now = now or now_ms()
+  redis.call('ZREM', K.ring, group)
+  redis.call('ZREM', K.parked, group)
+  local busy = tonumber(redis.call('ZSCORE', K.groups, group))
+  if busy and busy > 0 then return end
+  redis.call('ZREM', K.groups, group)
+  local tat = tonumber(redis.call('HGET', K.flow, 'tat:' .. group))
+  if tat and tat <= now then redis.call('HDEL', K.flow, 'tat:' .. group) end
+end
+
+-- The limits a caller passed (limits.flow_spec): nil for none.
+local function read_flow(spec)
+  if spec == nil or spec == '' then return nil end
+  local t, b, cap, gt, gb = string.match(spec, '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*)$')
+  return {
+    interval = tonumber(t), burst = tonumber(b), cap = tonumber(cap),
+    group_interval = tonumber(gt), group_burst = tonumber(gb),
+  }
+end
+
+-- A token bucket as GCRA keeps it: field of flow holds its tat, the time at which it is full
+-- again. Returns how many runs may start now, and the tat to spend from.
+local function bucket(field, interval, burst, now)
+  local tat = tonumber(redis.call('HGET', K.flow, field)) or now
+  if tat < now then tat = now end
+  return math.max(0, math.floor(burst - (tat - now) / interval + 1e-6)), tat
+end
+
+-- Spend n starts of a bucket; returns when the next one may start (ms).
+local function spend(field, tat, n, interval, burst)
+  tat = tat + n * interval
+  if n > 0 then redis.call('HSET', K.flow, field, string.format('%.4f', tat)) end
+  return tat - (burst - 1) * interval
+end
+
+-- Whether one more run of group may start now (a hand-off: claim_flow checks its own way):
+-- its queue's bucket has a token, the group has room under its cap and its own bucket a token.
+-- Spends the tokens when it may.
+local function may_start(flow, group, now)
+  if not flow then return true end
+  local free, tat, group_free, group_tat
+  if flow.interval then
+    free, tat = bucket('tat', flow.interval, flow.burst, now)
+    if free < 1 then return false end
+  end
+  if group and flow.cap and (tonumber(redis.call('ZSCORE', K.groups, group)) or 0) >= flow.cap then
+    return false
+  end
+  if group and flow.group_interval then
+    group_free, group_tat = bucket('tat:' .. group, flow.group_interval, flow.group_burst, now)
+    if group_free < 1 then return false end
+    spend('tat:' .. group, group_tat, 1, flow.group_interval, flow.group_burst)
+  end
+  if tat then spend('tat', tat, 1, flow.interval, flow.burst) end
+  return true
+end
+
+-- A run of a grouped job started (claim_flow, hand_over) or ended (end_group_run).
+local function count_group_run(group, n)
+  redis.call('ZINCRBY', K.groups, n, group)
+end
+
+-- A run of id stopped: its group's slot comes back, and a group parked at its cap takes a turn
+-- again (and an idle worker is woken for it). Before the record goes (release).
+local function end_group_run(id, now)
+  local group = group_of(id)
+  if not group then return end
+  count_group_run(group, -1)
+  if redis.call('ZSCORE', K.parked, group) == 'inf' then
+    redis.call('ZREM', K.parked, group)
+    redis.call('ZADD', K.ring, next_turn(), group)
+    wake_one()
+  end
+  group_settle(group, now)
+end
+
 -- seq: a sequence number the caller took already (add takes a block per call), else the next.
+-- A job with a group goes to grouped and its lane instead of queued.
 local function push_queued(id, priority, seq)
   seq = seq or redis.call('INCR', K.seq)
-  redis.call('ZADD', K.queued, int((100 - priority) * PRIORITY_STEP + seq), id)
+  local score = (100 - priority) * PRIORITY_STEP + seq
+  local group = group_of(id)
+  if not group then
+    redis.call('ZADD', K.queued, int(score), id)
+    return
+  end
+  redis.call('ZADD', K.grouped, int(score), id)
+  redis.call('ZADD', K.lanes, 0, lane_member(group, score, id))
+  lane_joined(group)
+end
+
+-- Take id out of the queued jobs (cancel, remove, purge, a debounce); whether it was queued.
+local function unqueue(id, now)
+  if redis.call('ZREM', K.queued, id) == 1 then return true end
+  if not groups_used() then return false end
+  local score = redis.call('ZSCORE', K.grouped, id)
+  if not score then return false end
+  redis.call('ZREM', K.grouped, id)
+  local group = redis.call('HGET', K.group, id)
+  if group then
+    redis.call('ZREM', K.lanes, lane_member(group, tonumber(score), id))
+    group_settle(group, now)
+  end
+  return true
+end
+
+-- The score of a queued id (in queued, or grouped), or nil.
+-- Its reads check their keys' types (checked_read), as an add that plans reads them first.
+local function queued_score(id)
+  local score = checked_read('zset', 'ZSCORE', K.queued, id)
+  if score or not groups_used() then return score or nil end
+  return checked_read('zset', 'ZSCORE', K.grouped, id) or nil
+end
+
+-- How many jobs are queued, grouped or not (type-checked reads, as queued_score's).
+local function queued_count()
+  local n = checked_read('zset', 'ZCARD', K.queued)
+  if groups_used() then n = n + checked_read('zset', 'ZCARD', K.grouped) end
+  return n
 end
 
 -- A run record: token, started_ms, attempt (a number; 0 in a record of before attempts were
@@ -274,15 +473,17 @@ local function keep_attempt(id, attempt)
   return m
 end
 
-local function stop_run(id)
+local function stop_run(id, now)
   redis.call('ZREM', K.processing, id)
   redis.call('HDEL', K.run, id)
+  end_group_run(id, now)
 end
 
 -- Forget a job whose life ended: its id is free to be queued again.
 local function release(id)
   redis.call('HDEL', K.jobs, id)
   redis.call('HDEL', K.errors, id)
+  if groups_used() then redis.call('HDEL', K.group, id) end
 end
 
 -- A failed job queued again: its failed record and last error go.
@@ -334,7 +535,7 @@ local function find_waiting(now)
   local worker = string.match(newest[1], '^%d+|(.+)$')
   if not worker then return nil, nil, newest[1] end
   if math.floor(score / IDLE_SLOTS) < now then return nil, nil, true end
-  if redis.call('EXISTS', K.paused) == 1 or redis.call('ZCARD', K.queued) > 0 then
+  if redis.call('EXISTS', K.paused) == 1 or queued_count() > 0 then
     return nil
   end
   refuse_wrong_type(inbox_of(worker), 'list')
@@ -369,8 +570,8 @@ end
 
 -- Record a fresh run of id (attempt 1, fencing token token) for the request waiting_worker
 -- found, and push it to the worker's inbox as claim_jobs would return it; the request stands
--- for one job fewer. unheld: as start_fresh's.
-local function hand_over(id, body, priority, now, token, request, score, unheld)
+-- for one job fewer. unheld: as start_fresh's. group: the job's (may_start let it start).
+local function hand_over(id, body, priority, now, token, request, score, unheld, group)
   local lease, worker = string.match(request, '^(%d+)|(.*)$')
   lease = tonumber(lease)
   local inbox = inbox_of(worker) -- its type checked by find_waiting
@@ -383,6 +584,7 @@ local function hand_over(id, body, priority, now, token, request, score, unheld)
   write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
   write_run(id, token, now, 1, worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
+  if group then count_group_run(group, 1) end
   observe('wait', 0)
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
   -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
@@ -393,7 +595,7 @@ end
 
 -- Its reads check their keys' types (checked_read), as an add that plans reads them first.
 local function state_of(id, now)
-  if checked_read('zset', 'ZSCORE', K.queued, id) then return 'queued' end
+  if queued_score(id) then return 'queued' end
   local deadline = checked_read('zset', 'ZSCORE', K.processing, id)
   if deadline then
     if tonumber(deadline) < now then return 'jammed' end
@@ -439,7 +641,7 @@ local function replace_waiting(id, body, ctx, state)
   write_job(id, m)
   if ctx.hold_ms then redis.call('ZADD', K.held, -ctx.hold_ms, id) end
   if ctx.due > ctx.now then
-    if state == 'queued' then redis.call('ZREM', K.queued, id) end
+    if state == 'queued' then unqueue(id, ctx.now) end
     redis.call('ZADD', K.scheduled, int(ctx.due), id)
     ctx.wake = true
     return 2, 'scheduled', 0
@@ -459,7 +661,8 @@ end
 -- unless it is live; state and hold: what plan_one read of it. ctx holds what the whole call shares: now, priority, due (ms, Redis clock; <= now:
 -- queue it now), if_processing, keep_rerun, if_queued ('replace'; else keep), hold_ms (hold_for;
 -- nil: none), and waiting / waiting_score, the request of a worker waiting to be handed a job
--- (waiting_worker), which the first job queued now takes.
+-- (waiting_worker), which the first job queued now takes if the limits let it start (flow:
+-- read_flow's, nil: none); group: the jobs' group key (nil: none).
 -- seq: this job's sequence number, also its fencing token if it is handed over.
 -- A rerun asked for while one is pending: a plain job's newest body replaces the pending one's
 -- (its payload is the latest word); with keep_rerun (a Django task's run, whose result id a
@@ -477,8 +680,10 @@ local function add_one(id, body, ctx, seq, state, hold)
     elseif hold then -- a lapsed hold, or the pending one of a job deleted before it ended
       redis.call('ZREM', K.held, id)
     end
-    if ctx.waiting and ctx.due <= now then
-      hand_over(id, body, ctx.priority, now, seq, ctx.waiting, ctx.waiting_score, state == nil)
+    if ctx.group or state ~= nil then set_group(id, ctx.group) end
+    if ctx.waiting and ctx.due <= now and may_start(ctx.flow, ctx.group, now) then
+      hand_over(id, body, ctx.priority, now, seq, ctx.waiting, ctx.waiting_score, state == nil,
+        ctx.group)
       ctx.waiting = nil
       return 1, 'processing', 0
     end
@@ -562,16 +767,106 @@ local function finish_failed(id, now, failed_ttl_ms)
   return 'failed'
 end
 
+-- The groups' turns: take up to n jobs for a claim, one per turn, into taken (id, score pairs as
+-- ZPOPMIN returns them). The ring's head (the group whose turn is oldest) gives its lane's first
+-- job and goes to the back; the ungrouped jobs (queued) take turns as one more group. A group at
+-- its cap is parked until one of its runs ends (end_group_run), one out of tokens until its
+-- bucket has one (claims bring it back then).
+local function take_turns(n, flow, now, taken)
+  local back = redis.call('ZRANGEBYSCORE', K.parked, '-inf', int(now))
+  for _, group in ipairs(back) do
+    redis.call('ZREM', K.parked, group)
+    redis.call('ZADD', K.ring, next_turn(), group)
+  end
+  local cap = flow and flow.cap
+  local group_interval = flow and flow.group_interval
+  local plain = redis.call('EXISTS', K.queued) == 1
+  local plain_turn = plain and (tonumber(redis.call('HGET', K.flow, 'plain')) or 0)
+  local plain_moved = false
+  while #taken < 2 * n do
+    local head = redis.call('ZRANGE', K.ring, 0, 0, 'WITHSCORES')
+    local group = head[1]
+    if plain and (not group or plain_turn < tonumber(head[2])) then
+      local job, at = redis.call('ZPOPMIN', K.queued), #taken
+      taken[at + 1], taken[at + 2] = job[1], job[2]
+      plain_turn, plain_moved = next_turn(), true
+      plain = redis.call('EXISTS', K.queued) == 1
+    elseif not group then
+      break
+    elseif cap and (tonumber(redis.call('ZSCORE', K.groups, group)) or 0) >= cap then
+      redis.call('ZREM', K.ring, group)
+      redis.call('ZADD', K.parked, '+inf', group)
+    else
+      local free, tat = 1, nil
+      if group_interval then
+        free, tat = bucket('tat:' .. group, group_interval, flow.group_burst, now)
+      end
+      local lane = free > 0 and lane_head(group, 2) or {}
+      if free < 1 then
+        redis.call('ZREM', K.ring, group)
+        redis.call('ZADD', K.parked, int(math.ceil(tat - (flow.group_burst - 1) * group_interval)),
+          group)
+      elseif #lane == 0 then -- (by the schema, never) a group with no lane leaves the ring
+        redis.call('ZREM', K.ring, group)
+      else
+        local id = string.sub(lane[1], #group + 19)
+        redis.call('ZREM', K.lanes, lane[1])
+        redis.call('ZREM', K.grouped, id)
+        count_group_run(group, 1)
+        if tat then spend('tat:' .. group, tat, 1, group_interval, flow.group_burst) end
+        if #lane > 1 then
+          redis.call('ZADD', K.ring, next_turn(), group)
+        else
+          redis.call('ZREM', K.ring, group)
+        end
+        local at = #taken
+        taken[at + 1], taken[at + 2] = id, string.sub(lane[1], #group + 2, #group + 17)
+      end
+    end
+  end
+  if plain_moved then redis.call('HSET', K.flow, 'plain', plain_turn) end
+end
+
+-- The queued jobs a claim of up to n may start under the limits (flow: read_flow's, or nil
+-- while groups are in use), as ZPOPMIN returns them; and when the next may start if RATE_LIMIT
+-- held some back (nil if it did not).
+local function claim_flow(n, flow, now)
+  local tat
+  if flow and flow.interval then
+    local free
+    free, tat = bucket('tat', flow.interval, flow.burst, now)
+    if free < n then n = free end
+  end
+  local taken = {}
+  if n > 0 and groups_used() then
+    take_turns(n, flow, now, taken)
+  elseif n > 0 then
+    taken = redis.call('ZPOPMIN', K.queued, n)
+  end
+  if not tat then return taken, nil end
+  local next_at = spend('tat', tat, #taken / 2, flow.interval, flow.burst)
+  if next_at <= now or #taken / 2 < n then return taken, nil end -- not held back
+  if redis.call('EXISTS', K.queued) == 0 and redis.call('EXISTS', K.ring) == 0 then
+    return taken, nil -- nothing claimable left: not held back either
+  end
+  next_at = math.ceil(next_at)
+  redis.call('HSET', K.flow, 'held', int(next_at))
+  return taken, next_at
+end
+
 -- Promote due scheduled jobs, then hand up to max_jobs queued jobs to worker (claim.lua,
 -- ack_claim.lua), after the runs handed to it while it waited (which count in max_jobs, but
 -- come even when max_jobs is 0: they are its already). idle_ms > 0: if the queue runs dry
 -- before max_jobs are taken, the worker asks to be handed as many more for that long.
+-- flow_spec: the queue's limits (limits.flow_spec; '': none). Without limits and groups the
+-- claim pops the queue as it always did; otherwise claim_flow takes what the limits allow.
+-- A claim held back by a limit says when the next run may start in its next due time.
 -- Returns: now_ms, next_due_ms (-1: none scheduled), paused (0 | 1), the sequence counter and
 -- the queue's birth time (the counter only grows and the birth never changes, unless Redis
 -- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
 -- attempt, token, jams (after MAX_JAMS jams, its last chance runs in quarantine: see the worker's
 -- executors).
-local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
+local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_spec)
   local now = now_ms()
   local inbox = inbox_of(worker)
   local handed = redis.pcall('LRANGE', inbox, 0, -1)
@@ -598,9 +893,18 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
     end
   end
   max_jobs = max_jobs - (#out - 6) / 5
-  local popped = {}
+  local popped, held = {}, nil
+  local flow = read_flow(flow_spec)
+  local limited = flow or groups_used()
   if redis.call('EXISTS', K.paused) == 1 then
     out[3] = 1
+  elseif max_jobs > 0 and limited then
+    popped, held = claim_flow(max_jobs, flow, now)
+    -- The worker waits until the next run may start: RATE_LIMIT's, or a parked group's.
+    local parked = redis.call('ZRANGEBYSCORE', K.parked, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    for _, at in ipairs({held or false, tonumber(parked[2]) or false}) do
+      if at and (out[2] == '-1' or at < tonumber(out[2])) then out[2] = int(at) end
+    end
   elseif max_jobs > 0 then
     popped = redis.call('ZPOPMIN', K.queued, max_jobs)
   end
@@ -619,13 +923,15 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms)
     out[#out + 1] = token
     out[#out + 1] = m.jams
   end
-  -- Pass the baton: if work is left, make sure another idle worker wakes for it.
-  if (#popped > 0 or #due > 0) and out[3] == 0 and redis.call('ZCARD', K.queued) > 0 then
+  -- Pass the baton: if work is left, make sure another idle worker wakes for it (not when a
+  -- limit holds it back: the workers wait for the time this reply gives).
+  if (#popped > 0 or #due > 0) and out[3] == 0 and not held and (
+      redis.call('EXISTS', K.queued) == 1 or limited and redis.call('EXISTS', K.ring) == 1) then
     wake_one()
   end
   -- Room left once the queue ran dry: the worker will wait, and asks to be handed jobs for it.
   local room = max_jobs - #popped / 2
-  if idle_ms > 0 and room > 0 and out[3] == 0 then
+  if idle_ms > 0 and room > 0 and out[3] == 0 and not (limited and queued_count() > 0) then
     wait_for_jobs(request_of(worker, lease), now + idle_ms, room, now)
     out[6] = 1
   end
@@ -653,6 +959,7 @@ local function ack_runs(first)
     -- it) and the first step of stopping the run, in one command.
     if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
       redis.call('HDEL', K.run, id)
+      end_group_run(id, now)
       processed = processed + 1
       observe('duration', now - (tonumber(started) or now))
       if reruns and queue_pending_rerun(id, now) then
@@ -660,6 +967,7 @@ local function ack_runs(first)
       else
         redis.call('HDEL', K.jobs, id)
         if errors then redis.call('HDEL', K.errors, id) end
+        if grouped_jobs then redis.call('HDEL', K.group, id) end
         if holds then start_hold(id, now) end
         out[#out + 1] = 1
       end

@@ -1,6 +1,7 @@
 -- add: queue jobs by id, unless the id is already queued, scheduled or processing.
 -- ARGV: if_processing ('ignore' | 'rerun'), delay_ms, priority, if_queued ('keep' |
---   'replace'), hold_ms (0: none), then (id, body) pairs.
+--   'replace'), hold_ms (0: none), group ('': none; the group key of every job of the call),
+--   flow_spec (the queue's limits: limits.flow_spec; '': none), then (id, body) pairs.
 -- Returns a flat list: per job, added (0 | 1; 2: the waiting job's body was replaced), the
 -- state its id is in now ('processing' for the one job a call may hand to a waiting worker:
 -- see hand_over in the prelude; 'held': refused by a hold_for), and rerun (1: a rerun of the
@@ -17,8 +18,9 @@ local ctx = {
   now = now, if_processing = ARGV[1], due = now + tonumber(ARGV[2]),
   priority = tonumber(ARGV[3]), keep_rerun = false, if_queued = ARGV[4],
   hold_ms = hold_ms > 0 and hold_ms or nil,
+  group = ARGV[6] ~= '' and ARGV[6] or nil, flow = read_flow(ARGV[7]),
 }
-local FIRST = 6 -- the first pair's index
+local FIRST = 8 -- the first pair's index
 local n = (#ARGV - FIRST + 1) / 2
 
 -- Each id's state and hold (plan_one: its reads check jobs, processing and held). An id
@@ -46,6 +48,8 @@ if live then -- a failed id added again loses its failed record and last error
 end
 if ctx.if_processing == 'rerun' then refuse_wrong_type(K.rerun, 'hash') end
 if ctx.hold_ms then refuse_wrong_type(K.held, 'zset') end
+-- A job with a group, a queue with limits, or a queue whose jobs have groups: the flow keys.
+if ctx.group or ctx.flow or groups_used() then refuse_corrupt_flow_keys() end
 -- A worker waiting to be handed the first job (a delayed job waits in any case): find_waiting
 -- checks idle and the worker's inbox; the run record is the hand-over's to write too.
 local drop

@@ -34,6 +34,8 @@ if state == 'processing' or state == 'jammed' then
   else
     first, total = jammed, redis.call('ZCARD', K.processing) - jammed
   end
+elseif state == 'queued' then
+  total = queued_count()
 else
   total = redis.call('ZCARD', set)
 end
@@ -42,7 +44,28 @@ local out = {int(now), total}
 local stop = math.min(offset + count, total) - 1
 if offset > stop then return out end
 local page
-if state == 'failed' then
+if state == 'queued' and groups_used() then
+  -- Queued jobs with a group wait in grouped, by the same scores: the page is the merge of
+  -- both sets' first ranks (O(offset + count)).
+  local plain = redis.call('ZRANGE', K.queued, 0, stop, 'WITHSCORES')
+  local grouped = redis.call('ZRANGE', K.grouped, 0, stop, 'WITHSCORES')
+  local i, j, rank = 1, 1, 0
+  page = {}
+  while rank <= stop and (i <= #plain or j <= #grouped) do
+    local from_plain = j > #grouped or (i <= #plain and tonumber(plain[i + 1]) < tonumber(grouped[j + 1]))
+    local id, score
+    if from_plain then
+      id, score, i = plain[i], plain[i + 1], i + 2
+    else
+      id, score, j = grouped[j], grouped[j + 1], j + 2
+    end
+    if rank >= offset then
+      local n = #page
+      page[n + 1], page[n + 2] = id, score
+    end
+    rank = rank + 1
+  end
+elseif state == 'failed' then
   page = redis.call('ZREVRANGE', set, first + offset, first + stop, 'WITHSCORES')
 else
   page = redis.call('ZRANGE', set, first + offset, first + stop, 'WITHSCORES')

@@ -32,11 +32,11 @@ if rid ~= '' then
 end
 redis.call('HDEL', K.rerun, id)
 if waiting then
-  redis.call('ZREM', K[state], id)
+  if state == 'queued' then unqueue(id, now) else redis.call('ZREM', K.scheduled, id) end
   release(id)
   return {state}
 end
-stop_run(id)
+stop_run(id, now)
 keep_attempt(id, attempt)
 redis.call('HSET', K.errors, id, error_json)
 redis.call('ZADD', K.failed, int(now), id)

@@ -17,7 +17,7 @@ local started = tonumber(string.match(redis.call('HGET', K.run, id), '^%d+|(%d+)
 if started and string.match(error_json, '^{.*[^{%s]%s*}$') then
   error_json = string.sub(error_json, 1, -2) .. ',"ran_ms":' .. int(now - started) .. '}'
 end
-stop_run(id)
+stop_run(id, now)
 observe('duration', now - (started or now))
 keep_attempt(id, attempt)
 redis.call('HSET', K.errors, id, error_json)

@@ -18,8 +18,9 @@ local progress = KEYS[QUEUE_KEYS + 2] and redis.pcall('GET', KEYS[QUEUE_KEYS + 2
 if type(progress) ~= 'string' then progress = '' end
 local set = state == 'jammed' and 'processing' or state
 local job = with_live_attempt(id, read_job(id))
+local score = state == 'queued' and queued_score(id) or redis.call('ZSCORE', K[set], id)
 return {
-  int(now), state, redis.call('ZSCORE', K[set], id) or '', job.body, counters_of(job),
+  int(now), state, score or '', job.body, counters_of(job),
   redis.call('HGET', K.run, id) or '', redis.call('HGET', K.errors, id) or '',
   redis.call('HEXISTS', K.rerun, id), result, progress,
 }

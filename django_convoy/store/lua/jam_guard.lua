@@ -39,7 +39,7 @@ local actions = {}
 for i = 1, #jammed, 2 do
   local id, deadline = jammed[i], jammed[i + 1]
   local _, started, attempt, worker = parse_run(redis.call('HGET', K.run, id) or '')
-  stop_run(id)
+  stop_run(id, now)
   local m = read_job(id)
   if attempt and attempt > m.attempts then m.attempts = attempt end
   local action

@@ -1,13 +1,15 @@
--- purge: remove up to limit waiting (queued, then scheduled) jobs, releasing their ids.
+-- purge: remove up to limit waiting (queued, grouped or not, then scheduled) jobs, releasing
+-- their ids.
 -- ARGV: limit
 -- Returns the number removed; call again until it returns 0.
 refuse_corrupt_keys()
 local limit = tonumber(ARGV[1])
 local removed = 0
-for _, set in ipairs({K.queued, K.scheduled}) do
+local now = now_ms()
+for _, set in ipairs({K.queued, K.grouped, K.scheduled}) do
   local ids = redis.call('ZRANGE', set, 0, limit - removed - 1)
   for _, id in ipairs(ids) do
-    redis.call('ZREM', set, id)
+    if set == K.scheduled then redis.call('ZREM', set, id) else unqueue(id, now) end
     redis.call('HDEL', K.rerun, id)
     release(id)
   end

@@ -3,12 +3,18 @@
 -- Returns the state it was removed from, or {err} naming the state it is in instead.
 refuse_corrupt_keys()
 local id, allowed = ARGV[1], ',' .. ARGV[2] .. ','
-local state = state_of(id, now_ms())
+local now = now_ms()
+local state = state_of(id, now)
 if not state or not string.find(allowed, ',' .. state .. ',', 1, true) then
   return {'not-removed', state or ''}
 end
-local set = state == 'jammed' and 'processing' or state
-redis.call('ZREM', K[set], id)
+if state == 'queued' then
+  unqueue(id, now)
+elseif state == 'processing' or state == 'jammed' then
+  stop_run(id, now)
+else
+  redis.call('ZREM', K[state], id)
+end
 redis.call('HDEL', K.run, id)
 redis.call('HDEL', K.rerun, id)
 release(id)

@@ -4,7 +4,8 @@
 --   task_result_key, in the error log's place: no task_* script records failures there)
 -- ARGV: id, body (its payload carries the result id), if_processing ('ignore' | 'rerun'),
 --   due_ms (Redis-clock ms; <= now: queue it now), priority, keep_ms (how long a result HASH
---   outlives its last write while its run is waiting)
+--   outlives its last write while its run is waiting), flow_spec (the queue's limits, which a
+--   run handed to a waiting worker respects: limits.flow_spec; '': none)
 -- Returns: now_ms, outcome, result id. outcome 'added' (queued, scheduled or handed over now),
 --   'rerun' (to run once the live run ends) or 'exists': then the result id is the live run's
 --   (the pending rerun's, if there is one: it stands for every later request), or '' when that
@@ -15,7 +16,7 @@ local keep = tonumber(ARGV[6])
 local now = now_ms()
 local ctx = {
   now = now, if_processing = ARGV[3], due = tonumber(ARGV[4]), priority = tonumber(ARGV[5]),
-  keep_rerun = true,
+  keep_rerun = true, flow = read_flow(ARGV[7]),
 }
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 

@@ -13,7 +13,8 @@
 --   -1: not known), next_ms (the tick after it), late_ms (how late a tick may still fire; past
 --   that it is missed), catch_up ('latest' | 'none'), overlap ('skip' | 'allow'), job id, body,
 --   priority, jitter_ms (the job is due that long after its tick), keep_ms (a Django task's
---   result: how long it is kept past the run's wait; 0: not a Django task)
+--   result: how long it is kept past the run's wait; 0: not a Django task), flow_spec (the
+--   queue's limits, which a run handed to a waiting worker respects; '': none)
 -- Returns: outcome, now_ms, last_tick_ms (the schedule's after this call; -1: none), job id
 --   (the job this call added, or the live run it skipped for). Outcomes that change nothing:
 --   'early' (tick_ms is ahead of Redis's clock), 'done' (fired or passed over already),
@@ -25,6 +26,7 @@ local SCHEDULES, PAUSED = KEYS[QUEUE_KEYS + 2], KEYS[QUEUE_KEYS + 3]
 local name, tick, prev, next_tick = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local late, catch_up, overlap, id, body = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local priority, jitter, keep = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local flow = read_flow(ARGV[13])
 local now = now_ms()
 local last, last_job = -1, ''
 local record = redis.call('HGET', SCHEDULES, name)
@@ -72,7 +74,7 @@ if overlap == 'skip' and last_job ~= '' then
 end
 local ctx = {
   now = now, if_processing = 'ignore', priority = priority, keep_rerun = false,
-  due = manual and now or math.max(now, tick + jitter),
+  due = manual and now or math.max(now, tick + jitter), flow = flow,
 }
 if ctx.due <= now then ctx.waiting, ctx.waiting_score = waiting_worker(now) end
 local state, hold = plan_one(id, ctx)
