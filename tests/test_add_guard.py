@@ -3,8 +3,8 @@ type, written by hand) in any of them refuses the whole add, naming the key, and
 key as it was; garbage in a key it does not write lets it through.
 
 Each case sets a queue up in one branch of the add (plain, delayed, a failed id, a replace, a
-rerun, a hold, a hand-over, a batch with a repeated id), then writes garbage into one key and
-adds."""
+rerun, a hold, a hand-over, a job with a group, a batch with a repeated id), then writes garbage
+into one key and adds."""
 
 from collections.abc import Callable
 
@@ -69,6 +69,11 @@ CASES: dict[str, tuple[Callable[[Queue], None], Callable[[Queue], object], set[s
         waiting_worker,
         lambda q: q.add_job("new"),
         {"seq", "idle", "run", "processing", "jobs", "stats", INBOX},
+    ),
+    "grouped": (
+        lambda q: q.add_job("other", group="tenant-2"),
+        lambda q: q.add_job("new", group="tenant-1"),
+        {"seq", "jobs", "group", "grouped", "lanes", "ring", "parked", "groups", "flow", "stats"},
     ),
     "batch": (
         lambda q: q.add_job("old"),
