@@ -95,10 +95,17 @@ def setup_django(url: str) -> None:
 class WorkerProcess:
     """``manage.py convoy_worker`` as a real process, as a user runs it."""
 
-    def __init__(self, url: str, queue: str, concurrency: int | None = None, verbosity: int = 0):
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        concurrency: int | None = None,
+        verbosity: int = 0,
+        options: Sequence[str] = (),
+    ):
         self.log = tempfile.NamedTemporaryFile(prefix="convoy-bench-worker-", suffix=".log")
         command = [sys.executable, str(ROOT / "manage.py"), "convoy_worker", queue]
-        command += ["--verbosity", str(verbosity)]
+        command += ["--verbosity", str(verbosity), *options]
         if concurrency:
             command += ["--concurrency", str(concurrency)]
         self.command = command

@@ -25,7 +25,15 @@ CONVOY = {
     "KEY_PREFIX": "bench",
     # The demo's queues stay (its tasks are installed); the benchmark queues use the defaults
     # throughout (CONCURRENCY 1, LEASE 10 s, JOB_TIMEOUT 5 s): what a user gets.
-    "QUEUES": {**CONVOY["QUEUES"], "bench": {}, "latency": {}, "unique": {}},  # noqa: F405
+    # flow-*: flow control (benchmarks/flow_control.py).
+    "QUEUES": {
+        **CONVOY["QUEUES"],  # noqa: F405
+        "bench": {},
+        "latency": {},
+        "unique": {},
+        "flow-rate": {"RATE_LIMIT": "500/s"},
+        "flow-groups": {"GROUP_CONCURRENCY": 1},
+    },
 }
 # No handler for django_convoy: convoy_worker's --verbosity decides (0: WARNING and up only).
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -17,6 +17,7 @@ from django_convoy import convoy_processor, convoy_task, current_job
 
 LATENCY_KEY = "bench:latency"  # "<t0 ns> <started ns>" per job
 RUNS_KEY = "bench:runs"  # "<id> <token> <started ns> <ended ns>" per run
+STARTS_KEY = "bench:starts"  # "<started ns> <tag>" per run (flow_control.py)
 
 _recorder: redis.Redis | None = None
 
@@ -66,3 +67,20 @@ def io_incr(n: int) -> None:
 def io_latency(t0: int) -> None:
     """W3-io: record when this job started against ``t0``, when it was enqueued."""
     io_job.record_start(t0)
+
+
+@convoy_task(queue="flow-rate")
+def rate_probe() -> None:
+    """Record when this run started (flow_control.py: RATE_LIMIT)."""
+    recorder().rpush(STARTS_KEY, f"{time.monotonic_ns()} -")
+
+
+@convoy_task(queue="flow-groups")
+def group_noop() -> None:
+    """Do nothing, in a queue with GROUP_CONCURRENCY (flow_control.py)."""
+
+
+@convoy_task(queue="flow-groups")
+def tenant_probe(tenant: str, n: int) -> None:
+    """Record when this run of ``tenant`` started (flow_control.py: fairness)."""
+    recorder().rpush(STARTS_KEY, f"{time.monotonic_ns()} {tenant}")

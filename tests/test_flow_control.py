@@ -1,6 +1,7 @@
 """Flow control: RATE_LIMIT, GROUP_CONCURRENCY, GROUP_RATE_LIMIT and fairness between groups,
 each held by the claim script (and by the hand-off to a waiting worker) on Redis's clock."""
 
+import re
 import time
 
 import pytest
@@ -295,3 +296,36 @@ def test_a_bad_group_is_refused_at_the_add(redis_client, bad):
     queue = make_queue(redis_client)
     with pytest.raises(InvalidJob, match="group"):
         queue.add_job("a", group=bad)
+
+
+# -- the admin ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_queue_page_shows_the_limits_and_a_page_of_groups(admin_client, settings):
+    from tests.admin_helpers import queue_url
+
+    convoy = {
+        **settings.CONVOY,
+        "QUEUES": {"default": {"RATE_LIMIT": "1/m", "GROUP_CONCURRENCY": 1}},
+    }
+    with override_settings(CONVOY=convoy):
+        from django_convoy import get_queue
+
+        queue = get_queue("default")
+        queue.add_jobs(["a1", "a2"], group="tenant-a")
+        queue.add_jobs([f"b{i}" for i in range(3)], group="tenant-b")
+        for n in range(25):
+            queue.add_job(f"c{n}", group=f"tenant-c{n:02}")
+        queue.claim(5, "w")  # one run starts: the bucket of 1 is empty now
+        html = admin_client.get(queue_url("default")).content.decode()
+        assert "RATE_LIMIT 1/m, <strong>throttling now</strong>" in html
+        assert "GROUP_CONCURRENCY 1;" in html and "27 groups with jobs." in html
+        rows = re.findall(
+            r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)", html
+        )
+        assert len(rows) == 20  # a page
+        assert rows[0] == ("tenant-a", "1", "1")  # the busiest first
+        assert "Groups page 1 of 2" in html
+        html = admin_client.get(queue_url("default") + "?groups=2").content.decode()
+        assert len(re.findall(r"<tr><td>tenant-", html)) == 7

@@ -64,6 +64,7 @@ def test_writes_and_reads_are_declared():
         "inspect",
         "stats",
         "browse",
+        "groups",
         "running",
         "task_result",
         "still_owns",

@@ -36,6 +36,7 @@ from ..store.records import STATES
 from . import display, task_results
 from .actions import JOB_ACTIONS, QUEUE_ACTIONS, JobAction, QueueAction, job_actions_for
 from .browse import list_jobs
+from .flow import flow_context
 from .statistics import get_statistics, paused_queues
 
 LIVE_REFRESH_SECONDS = 3
@@ -102,7 +103,9 @@ def queue_page(request: HttpRequest, model_admin: ModelAdmin, name: str) -> Http
         raise Http404(f"No state {state!r}; states: {', '.join(STATES)}.")
     page = list_jobs(queue, state, _page_number(request))
     counts = queue.stats()
+    groups_page = _page_number(request, "groups")
     context = {
+        "flow": flow_context(queue, groups_page, counts["groups"] > 0),
         "title": f"Queue {queue.name}",
         "queue": queue,
         "state": state,
@@ -291,9 +294,9 @@ def _get_job(queue: ConvoyQueue, job_id: str) -> Job | None:
         raise Http404(str(exc)) from None
 
 
-def _page_number(request: HttpRequest) -> int:
+def _page_number(request: HttpRequest, name: str = "page") -> int:
     try:
-        return max(1, int(request.GET.get("page", 1)))
+        return max(1, int(request.GET.get(name, 1)))
     except ValueError:
         return 1
 

@@ -121,6 +121,10 @@ class QueueStore:
         """Redis's now, the state's size, and ``count`` rows from rank ``offset`` on."""
         return self.call("browse", [state, offset, count, preview])
 
+    def groups(self, offset: int, count: int) -> Any:
+        """A ``GroupPage``: ``count`` groups from rank ``offset`` on, busiest first."""
+        return self.call("groups", [offset, count])
+
     def clock_ms(self) -> int:
         """Redis's now, in ms (a cheap call: a jam guard checks in with Redis by it)."""
         with reporting_unavailable(self.client):

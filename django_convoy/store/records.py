@@ -293,6 +293,27 @@ class ClaimBatch:
 
 
 @dataclass(frozen=True)
+class GroupRow:
+    """One group of a queue (flow control), as the admin's Groups list shows it."""
+
+    group: str
+    processing: int
+    queued: int
+    at_cap: bool  # held back by GROUP_CONCURRENCY until one of its runs ends
+    waits_until: datetime | None  # held back by GROUP_RATE_LIMIT until then
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """A page of a queue's groups, busiest first, and whether RATE_LIMIT holds it back."""
+
+    now_ms: int
+    total: int
+    throttled_until: datetime | None  # None: RATE_LIMIT does not hold claims back now
+    rows: list[GroupRow]
+
+
+@dataclass(frozen=True)
 class JobRow:
     """One job as a listing (``browse``) shows it; times are aware UTC datetimes."""
 

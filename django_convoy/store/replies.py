@@ -15,6 +15,8 @@ from .records import (
     DONE,
     ClaimBatch,
     DataMarks,
+    GroupPage,
+    GroupRow,
     HeldRuns,
     Job,
     JobResult,
@@ -188,6 +190,21 @@ def counts(queue: str, args: list[Any], reply: list[Any]) -> dict[str, Any]:
     found["groups"] = to_int(reply[12])
     found["groups_held"] = to_int(reply[13])
     return found
+
+
+def group_rows(queue: str, args: list[Any], reply: list[Any]) -> GroupPage:
+    """groups.lua: Redis's now, how many groups, RATE_LIMIT's hold, and the page's groups."""
+    rows = [
+        GroupRow(
+            reply[i],
+            to_int(reply[i + 1]),
+            to_int(reply[i + 2]),
+            reply[i + 3] == "cap",
+            from_ms(reply[i + 3]) if reply[i + 3] not in ("", "cap") else None,
+        )
+        for i in range(3, len(reply), 4)
+    ]
+    return GroupPage(to_int(reply[0]), to_int(reply[1]), from_ms(to_int(reply[2])), rows)
 
 
 def page_rows(queue: str, args: list[Any], reply: list[Any]) -> tuple[int, int, list[JobRow]]:

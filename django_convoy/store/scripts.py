@@ -89,6 +89,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec("resume", replies.as_int),  # not a MULTI: runs on a Redis Cluster too
         ScriptSpec("release_orphans", replies.as_is, oom=ALLOW),
         ScriptSpec("browse", replies.page_rows, writes=False),
+        ScriptSpec("groups", replies.group_rows, writes=False),
         ScriptSpec("running", replies.held_runs, writes=False),
         # Django's Tasks framework backend (backends/): runs and their results. A run that
         # started may record that it did, and its result.

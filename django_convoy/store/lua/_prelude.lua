@@ -365,13 +365,17 @@ end
 local function end_group_run(id, now)
   local group = group_of(id)
   if not group then return end
-  count_group_run(group, -1)
-  if redis.call('ZSCORE', K.parked, group) == 'inf' then
+  local busy = tonumber(redis.call('ZINCRBY', K.groups, -1, group))
+  local parked = redis.call('ZSCORE', K.parked, group)
+  if parked == 'inf' then
     redis.call('ZREM', K.parked, group)
     redis.call('ZADD', K.ring, next_turn(), group)
     wake_one()
   end
-  group_settle(group, now)
+  -- Its lane did not change: a group in the ring or parked has queued jobs, and stays.
+  if busy <= 0 and not parked and not redis.call('ZSCORE', K.ring, group) then
+    group_settle(group, now)
+  end
 end
 
 -- seq: a sequence number the caller took already (add takes a block per call), else the next.
@@ -771,59 +775,82 @@ end
 -- ZPOPMIN returns them). The ring's head (the group whose turn is oldest) gives its lane's first
 -- job and goes to the back; the ungrouped jobs (queued) take turns as one more group. A group at
 -- its cap is parked until one of its runs ends (end_group_run), one out of tokens until its
--- bucket has one (claims bring it back then).
+-- bucket has one (claims bring it back then). The ring is read a claim's worth of heads at a
+-- time, and written once per pass: a claim of n jobs costs a few commands per job.
 local function take_turns(n, flow, now, taken)
+  local turn = tonumber(redis.call('HGET', K.flow, 'turn')) or 0
   local back = redis.call('ZRANGEBYSCORE', K.parked, '-inf', int(now))
   for _, group in ipairs(back) do
+    turn = turn + 1
     redis.call('ZREM', K.parked, group)
-    redis.call('ZADD', K.ring, next_turn(), group)
+    redis.call('ZADD', K.ring, turn, group)
   end
   local cap = flow and flow.cap
   local group_interval = flow and flow.group_interval
   local plain = redis.call('EXISTS', K.queued) == 1
   local plain_turn = plain and (tonumber(redis.call('HGET', K.flow, 'plain')) or 0)
   local plain_moved = false
+  local function take_plain()
+    local job, at = redis.call('ZPOPMIN', K.queued), #taken
+    taken[at + 1], taken[at + 2] = job[1], job[2]
+    turn = turn + 1
+    plain_turn, plain_moved = turn, true
+    plain = redis.call('EXISTS', K.queued) == 1
+  end
   while #taken < 2 * n do
-    local head = redis.call('ZRANGE', K.ring, 0, 0, 'WITHSCORES')
-    local group = head[1]
-    if plain and (not group or plain_turn < tonumber(head[2])) then
-      local job, at = redis.call('ZPOPMIN', K.queued), #taken
-      taken[at + 1], taken[at + 2] = job[1], job[2]
-      plain_turn, plain_moved = next_turn(), true
-      plain = redis.call('EXISTS', K.queued) == 1
-    elseif not group then
-      break
-    elseif cap and (tonumber(redis.call('ZSCORE', K.groups, group)) or 0) >= cap then
-      redis.call('ZREM', K.ring, group)
-      redis.call('ZADD', K.parked, '+inf', group)
+    local heads = redis.call('ZRANGE', K.ring, 0, n - #taken / 2 - 1, 'WITHSCORES')
+    if #heads == 0 then
+      if not plain then break end
+      take_plain()
     else
-      local free, tat = 1, nil
-      if group_interval then
-        free, tat = bucket('tat:' .. group, group_interval, flow.group_burst, now)
-      end
-      local lane = free > 0 and lane_head(group, 2) or {}
-      if free < 1 then
-        redis.call('ZREM', K.ring, group)
-        redis.call('ZADD', K.parked, int(math.ceil(tat - (flow.group_burst - 1) * group_interval)),
-          group)
-      elseif #lane == 0 then -- (by the schema, never) a group with no lane leaves the ring
-        redis.call('ZREM', K.ring, group)
-      else
-        local id = string.sub(lane[1], #group + 19)
-        redis.call('ZREM', K.lanes, lane[1])
-        redis.call('ZREM', K.grouped, id)
-        count_group_run(group, 1)
-        if tat then spend('tat:' .. group, tat, 1, group_interval, flow.group_burst) end
-        if #lane > 1 then
-          redis.call('ZADD', K.ring, next_turn(), group)
-        else
-          redis.call('ZREM', K.ring, group)
+      local again, gone, parked, ids, members = {}, {}, {}, {}, {}
+      for i = 1, #heads, 2 do
+        if #taken >= 2 * n then break end
+        local group = heads[i]
+        if plain and plain_turn < tonumber(heads[i + 1]) then take_plain() end
+        if #taken >= 2 * n then break end
+        local free, tat = 1, nil
+        if cap and (tonumber(redis.call('ZSCORE', K.groups, group)) or 0) >= cap then
+          free = 0
+          parked[#parked + 1] = '+inf'
+          parked[#parked + 1] = group
+        elseif group_interval then
+          free, tat = bucket('tat:' .. group, group_interval, flow.group_burst, now)
+          if free < 1 then
+            local at = math.ceil(tat - (flow.group_burst - 1) * group_interval)
+            parked[#parked + 1] = int(at)
+            parked[#parked + 1] = group
+          end
         end
-        local at = #taken
-        taken[at + 1], taken[at + 2] = id, string.sub(lane[1], #group + 2, #group + 17)
+        local lane = free > 0 and lane_head(group, 2) or {}
+        if free < 1 or #lane == 0 then -- parked, or (by the schema, never) a lane emptied
+          gone[#gone + 1] = group
+        else
+          local id = string.sub(lane[1], #group + 19)
+          members[#members + 1], ids[#ids + 1] = lane[1], id
+          count_group_run(group, 1)
+          if tat then spend('tat:' .. group, tat, 1, group_interval, flow.group_burst) end
+          if #lane > 1 then
+            turn = turn + 1
+            again[#again + 1] = turn
+            again[#again + 1] = group
+          else
+            gone[#gone + 1] = group
+          end
+          local at = #taken
+          taken[at + 1], taken[at + 2] = id, string.sub(lane[1], #group + 2, #group + 17)
+        end
       end
+      if #members > 0 then
+        redis.call('ZREM', K.lanes, unpack(members))
+        redis.call('ZREM', K.grouped, unpack(ids))
+      end
+      if #gone > 0 then redis.call('ZREM', K.ring, unpack(gone)) end
+      if #parked > 0 then redis.call('ZADD', K.parked, unpack(parked)) end
+      if #again > 0 then redis.call('ZADD', K.ring, unpack(again)) end
     end
   end
+  redis.call('HSET', K.flow, 'turn', turn)
   if plain_moved then redis.call('HSET', K.flow, 'plain', plain_turn) end
 end
 
