@@ -147,6 +147,8 @@ class ConvoyTask:
 
     def group_for(self, *args: Any, **kwargs: Any) -> str:
         """The group key of the job ``enqueue(*args, **kwargs)`` adds ('': none)."""
+        if self.group is None:
+            return ""
         group = self.group(*args, **kwargs) if callable(self.group) else self.group
         try:
             return check_group(group)
@@ -165,7 +167,7 @@ class ConvoyTask:
         """Queue a run with these arguments (kept in the payload); one round trip."""
         queue = get_queue(self.queue)
         payload = self._payload(queue, args, kwargs)
-        return queue.add_checked(
+        return queue._add_checked(
             self._body_prefix,
             [self.id_for(*args, **kwargs)],
             [payload],

@@ -157,9 +157,9 @@ class ConvoyQueue:
         group_key = check_group(group)
         ids = [normalise_id(job_id) for job_id, _ in entries]
         payloads = [payload_json for _, payload_json in entries]
-        return self.add_checked(body_prefix(task, policy_json), ids, payloads, options, group_key)
+        return self._add_checked(body_prefix(task, policy_json), ids, payloads, options, group_key)
 
-    def add_checked(
+    def _add_checked(
         self,
         prefix: str,
         ids: list[str],
