@@ -6,7 +6,15 @@ reply reads); ``queues.py`` (``QueueStore``) and ``fleet.py`` (``Fleet``, the wo
 run them; ``records.py`` is the one reader of stored records.
 """
 
-from .bodies import NO_POLICY, Policy, body_prefix, decode_body, encode_body, policy_of
+from .bodies import (
+    NO_POLICY,
+    Policy,
+    body_prefix,
+    decode_body,
+    encode_body,
+    policy_head,
+    policy_of,
+)
 from .fleet import Fleet, WorkerRecord, worker_alive
 from .queues import BATCH, QueueStore, give_back_wake_token, wait_for_work
 from .records import (
@@ -40,6 +48,7 @@ __all__ = [
     "WorkerRecord",
     "body_prefix",
     "decode_body",
+    "policy_head",
     "policy_of",
     "encode_body",
     "from_ms",

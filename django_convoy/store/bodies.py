@@ -51,6 +51,21 @@ NO_POLICY = Policy()
 _DECODER = json.JSONDecoder()
 
 
+def policy_head(body: str) -> str:
+    """The start of ``body`` up to the end of its policy, without its payload (or trace
+    context): what ``policy_of`` reads, so ``policy_of(policy_head(b)) == policy_of(b)``. A
+    process pool's child shows its worker this much of each run, whatever the payload's size."""
+    plain = _without_trace(body)
+    task, end = _after_task(plain)
+    if task is None or not plain.startswith(_POLICY_KEY, end):
+        return plain[:end]
+    try:
+        _, stop = _DECODER.raw_decode(plain, end + len(_POLICY_KEY))
+    except ValueError:
+        return plain[:end]
+    return plain[:stop]
+
+
 def _without_trace(head: str) -> str:
     """A body's head after the trace context an add may put first (observability/tracing.py),
     as a body that never had one; ``''`` when the context is unreadable."""

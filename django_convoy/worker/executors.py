@@ -1,8 +1,8 @@
 """The executors: threads that run jobs, one at a time each, on the thread or in a child.
 
-With ``--pool processes`` each executor drives a child process (``pool.py``), so a job past
-JOB_TIMEOUT can be killed. A thread cannot be killed: a timed-out thread runs its job to the end
-(its outcome discarded) while a fresh executor takes its slot.
+A thread cannot be killed: a timed-out thread runs its job to the end (its outcome discarded)
+while a fresh executor takes its slot. (With ``--pool processes`` there are no executors: the
+children run their jobs themselves, ``process_pool.py``.)
 
 Quarantine: a job back from a jam (its worker died, or stalled past the lease, while running
 it) may be what killed that worker, or may only have been running beside what did. Its last
@@ -12,7 +12,7 @@ quarantine with ``--pool threads``: in a child process of the worker's ``Quarant
 job fails as a crash, under MAX_ATTEMPTS; a job that was only running beside it completes
 there. Not from its first jam: most are no job's doing (a deploy, the OOM killer, a lost
 machine), and a child takes a while to start, which a worker that keeps dying may not give
-it. With ``--pool processes`` every job runs in a child anyway.
+it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .execution import error_record, execute
 from .pool import ChildDied, ChildProcess, Quarantine
 from .state import ActiveRun, Outcome, WorkerState
 
-POOLS = ("threads", "processes")
+POOLS = ("threads", "processes")  # the worker's choice; executors serve "threads"
 QUARANTINE_CHILDREN = 4  # per worker: each is a process with Django set up
 
 
@@ -35,14 +35,10 @@ class Executors:
     def __init__(
         self,
         state: WorkerState,
-        pool: str,
         start_thread: Callable[[Callable[[], None], str], threading.Thread],
         wake_keeper: Callable[[float], None],
     ):
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, not {pool!r}.")
         self.state = state
-        self.pool = pool
         self._start_thread = start_thread
         self._wake_keeper = wake_keeper  # a run's deadline may be sooner than the keeper's
         self.children: list[ChildProcess] = []  # lock (state's)
@@ -59,9 +55,10 @@ class Executors:
         self._start_thread(self._loop, "convoy-executor")
 
     def replace(self, active: ActiveRun) -> None:
-        """``active`` timed out or lost its lease: kill its child, or retire its thread and
-        give its slot to a fresh one (a thread cannot be stopped; it exits after the job)."""
-        if active.child is not None:
+        """``active`` timed out or lost its lease: kill its quarantine child, or retire its
+        thread and give its slot to a fresh one (a thread cannot be stopped; it exits after
+        the job)."""
+        if isinstance(active.child, ChildProcess):
             active.child.kill()  # its executor starts a fresh child and carries on
             return
         with self.state.lock:
@@ -70,7 +67,7 @@ class Executors:
         self.start()
 
     def kill_children(self) -> None:
-        """Kill the children still running a job (shutdown, after the grace period)."""
+        """Kill the quarantine's children still running a job (shutdown, after the grace)."""
         with self.state.lock:
             running = [a.child for a in self.state.runs.values() if a.executing and a.child]
         for child in running:
@@ -88,24 +85,15 @@ class Executors:
 
     def _loop(self) -> None:
         me = threading.current_thread()
-        child = None
-        if self.pool == "processes":
-            child = ChildProcess(self.state.id)
+        while (active := self.state.work.get()) is not None:
+            active.thread = me
+            self.state.done.put(self._execute(active))
             with self.state.lock:
-                self.children.append(child)
-        try:
-            while (active := self.state.work.get()) is not None:
-                active.thread, active.child = me, child
-                self.state.done.put(self._execute(active))
-                with self.state.lock:
-                    if me in self._retired:
-                        return
-        finally:
-            if child is not None:
-                child.stop()
+                if me in self._retired:
+                    return
 
     def _execute(self, active: ActiveRun) -> Outcome:
-        if active.child is not None or not self._quarantined(active):
+        if not self._quarantined(active):
             return self._execute_here(active)
         child = None if active.abandoned else self.quarantine.take()  # may wait for one
         try:
@@ -121,7 +109,7 @@ class Executors:
 
     def _quarantined(self, active: ActiveRun) -> bool:
         """Whether the run is its job's last chance, so executes in quarantine (module doc)."""
-        if self.pool != "threads" or not active.run.jams:
+        if not active.run.jams:
             return False
         return active.run.jams >= self.state.queues[active.run.queue].config.max_jams
 

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -26,7 +27,6 @@ from ..store import policy_of
 from .backoff import BACKOFF_CAP, BACKOFF_FIRST, Backoff, Outages
 from .contact import ContactWatch
 from .execution import error_record, finished, log_fields
-from .executors import Executors
 from .state import ActiveRun, WorkerState
 
 logger = logging.getLogger("django_convoy.worker")
@@ -38,12 +38,13 @@ class Keeper:
     def __init__(
         self,
         state: WorkerState,
-        executors: Executors,
+        give_up: Callable[[ActiveRun], None],
         outages: Outages | None,
         run_jam_guard: bool,
     ):
         self.state = state
-        self.executors = executors
+        # Kills a run's child, or retires its thread (a thread cannot be stopped).
+        self._replace = give_up
         self.outages = outages
         self.run_jam_guard = run_jam_guard
         # Scripts Redis refuses on a queue (a corrupt key): logged when that begins, once a
@@ -140,7 +141,7 @@ class Keeper:
 
     def _give_up(self, active: ActiveRun) -> None:
         """Stop spending a slot on a run whose outcome no longer counts."""
-        self.executors.replace(active)
+        self._replace(active)
         self.state.free_slot(active)
 
     def _renew_and_beat(self) -> None:

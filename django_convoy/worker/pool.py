@@ -1,10 +1,10 @@
 """Child processes that run jobs, so a hung or crashing job costs a child, not the worker.
 
-With ``--pool processes`` each executor thread of the worker drives one child over a pipe, one
-job at a time; on threads, the ``Quarantine`` lends children to jobs on their last chance.
-Children are spawned (not forked: the worker has threads and open connections) and set up
-Django themselves, so they inherit no database or Redis connection. A child that dies mid-job
-is replaced; the worker kills a child whose job passed JOB_TIMEOUT.
+On ``--pool threads`` the ``Quarantine`` lends children to jobs on their last chance: an
+executor thread drives one over a pipe, one job at a time, and the worker kills it if the job
+passes JOB_TIMEOUT. (``--pool processes`` children are workers of their own: ``pool_child.py``.)
+Children are spawned (``spawn``) and set Django up themselves, so they inherit no database or
+Redis connection. A child that dies mid-job is replaced.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ class ChildProcess:
 
     def __init__(self, worker_id: str):
         self.worker_id = worker_id
-        self._context = multiprocessing.get_context("spawn")
         # Held while a child starts: shutdown must not join a process that is half started,
         # nor see a replacement start after it retired the child.
         self._lock = threading.Lock()
@@ -46,24 +45,8 @@ class ChildProcess:
         with self._lock:
             if self.retired:
                 raise ChildDied("The worker is stopping: no new child process is started.")
-            parent_end, child_end = self._context.Pipe()
-            process = self._context.Process(
-                target=_child_main,
-                args=(child_end, self.worker_id),
-                daemon=True,
-                name="convoy-child",
-            )
-            # The child must never get the worker's signals (a Ctrl-C reaches the whole
-            # process group): it ignores them from _child_main on, and until then they wait,
-            # blocked, in the mask it inherits from this thread. Starting multiprocessing's
-            # resource tracker unblocks them in the thread that starts it, so it is started
-            # first: otherwise the worker's first child alone was open to a Ctrl-C.
-            resource_tracker.ensure_running()
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
-            try:
-                process.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            parent_end, child_end = multiprocessing.get_context("spawn").Pipe()
+            process = spawn(_child_main, (child_end, self.worker_id))
             child_end.close()
             self.process = process
             self.connection: Connection = parent_end
@@ -87,7 +70,7 @@ class ChildProcess:
         except (EOFError, OSError):
             code = self._replace()
             raise ChildDied(
-                f"The child process running job {job.id!r} died ({_describe_exit(code)}); "
+                f"The child process running job {job.id!r} died ({describe_exit(code)}); "
                 "a new child replaced it."
             ) from None
 
@@ -166,7 +149,27 @@ class Quarantine:
             self._cond.notify()
 
 
-def _describe_exit(code: int | None) -> str:
+def spawn(target: Any, args: tuple[Any, ...]) -> Any:
+    """Start a child process (spawned, not forked: the worker has threads and open
+    connections) that runs ``target(*args)``, blind to the worker's signals until it says."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=target, args=args, daemon=True, name="convoy-child"
+    )
+    # The child must never get the worker's signals (a Ctrl-C reaches the whole process
+    # group): it ignores them once it runs, and until then they wait, blocked, in the mask it
+    # inherits from this thread. Starting multiprocessing's resource tracker unblocks them in
+    # the thread that starts it, so it is started first: otherwise the worker's first child
+    # alone was open to a Ctrl-C.
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return process
+
+
+def describe_exit(code: int | None) -> str:
     if code is None:
         return "it did not exit"
     if code < 0:
@@ -177,7 +180,7 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _exit_when_orphaned(parent: int) -> None:
+def exit_when_orphaned(parent: int) -> None:
     """Die with the worker: once a SIGKILLed worker's jobs are jammed and handed to another
     worker, its children must not go on running them."""
     while os.getppid() == parent:
@@ -192,7 +195,7 @@ def _child_main(connection: Connection, worker_id: str) -> None:
     for signum in WORKER_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     import django
 
     django.setup()

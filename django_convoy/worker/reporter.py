@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import queue as stdqueue
 import time
+from typing import Any
 
 import redis
 
 from ..exceptions import RedisUnavailable
 from ..ids import shown
+from ..queue import ConvoyQueue
 from ..signals import job_finished
+from ..store import Run
 from .backoff import Backoff
 from .claimer import Claimer
 from .execution import finished, log_fields
@@ -142,68 +145,88 @@ class Reporter:
             raise failure
 
     def _log_acks(self, name: str, outcomes: list[Outcome], replies: list[int]) -> None:
-        done = 0
-        verbose = logger.isEnabledFor(logging.INFO)
-        for outcome, reply in zip(outcomes, replies, strict=True):
-            run = outcome.active.run
-            verdict = "done" if reply else "stale"
-            if reply:
-                done += 1
-                if verbose:
-                    logger.info(
-                        "%s %s attempt %d done in %.1f ms%s",
-                        name,
-                        shown(run.id),
-                        run.attempt,
-                        outcome.seconds * 1000,
-                        "; rerun queued" if reply == 2 else "",
-                        extra=log_fields(run, outcome.seconds, verdict),
-                    )
-            else:
-                logger.warning(
-                    "%s %s: ack refused: this run no longer holds the job (its lease "
-                    "expired and it was taken over, or it was removed; or this same ack "
-                    "landed before and its reply was lost)",
-                    name,
-                    shown(run.id),
-                    extra=log_fields(run, outcome.seconds, verdict),
-                )
+        runs = [(outcome.active.run, outcome.seconds) for outcome in outcomes]
+        done = log_acks(name, runs, replies)
         self.state.forget_all([outcome.active for outcome in outcomes])
         self.state.count(processed=done)
         if job_finished.receivers:  # after the bookkeeping: a slow receiver delays only these
-            for outcome, reply in zip(outcomes, replies, strict=True):
-                verdict = "done" if reply else "stale"
-                finished(outcome.active.run, self.state.id, verdict, outcome.seconds)
+            announce_acks(runs, replies, self.state.id)
 
     def _report_failure(self, outcome: Outcome) -> None:
-        run = outcome.active.run
         assert outcome.error is not None
-        verdict = self.state.queues[run.queue].fail(run, outcome.error, final=outcome.final)
-        extra = log_fields(run, outcome.seconds, verdict)
-        if verdict == "stale":
-            logger.warning(
-                "%s %s: failure report refused, the job was taken from this run",
-                run.queue,
-                shown(run.id),
-                extra=extra,
-            )
-        else:
+        run = outcome.active.run
+        verdict = report_failure(
+            self.state.queues[run.queue], run, outcome.error, outcome.final, outcome.seconds
+        )
+        if verdict != "stale":
             self.state.count(failed=verdict != "retry")
-            logger.warning(
-                "%s %s attempt %d failed in %.1f ms (%s: %s); %s",
-                run.queue,
-                shown(run.id),
-                run.attempt,
-                outcome.seconds * 1000,
-                outcome.error["type"],
-                outcome.error["message"],
-                {"retry": "will retry", "failed": "moved to failed", "rerun": "rerun queued"}[
-                    verdict
-                ],
-                extra=extra,
-            )
         self.state.forget(outcome.active)
         ended = (
             "failed" if verdict == "rerun" else verdict
         )  # a rerun was queued: failed all the same
         finished(run, self.state.id, ended, outcome.seconds, outcome.error)
+
+
+def log_acks(name: str, runs: list[tuple[Run, float]], replies: list[int]) -> int:
+    """Log how the acks of ``runs`` (each with its seconds) went; return how many were done.
+    Shared by the reporter and the children of a process pool, which ack their own runs."""
+    done = 0
+    verbose = logger.isEnabledFor(logging.INFO)
+    for (run, seconds), reply in zip(runs, replies, strict=True):
+        if reply:
+            done += 1
+            if verbose:
+                logger.info(
+                    "%s %s attempt %d done in %.1f ms%s",
+                    name,
+                    shown(run.id),
+                    run.attempt,
+                    seconds * 1000,
+                    "; rerun queued" if reply == 2 else "",
+                    extra=log_fields(run, seconds, "done"),
+                )
+        else:
+            logger.warning(
+                "%s %s: ack refused: this run no longer holds the job (its lease "
+                "expired and it was taken over, or it was removed; or this same ack "
+                "landed before and its reply was lost)",
+                name,
+                shown(run.id),
+                extra=log_fields(run, seconds, "stale"),
+            )
+    return done
+
+
+def announce_acks(runs: list[tuple[Run, float]], replies: list[int], worker_id: str) -> None:
+    """Send ``job_finished`` for acked runs."""
+    for (run, seconds), reply in zip(runs, replies, strict=True):
+        finished(run, worker_id, "done" if reply else "stale", seconds)
+
+
+def report_failure(
+    q: ConvoyQueue, run: Run, error: dict[str, Any], final: bool | None, seconds: float
+) -> str:
+    """Tell Redis that ``run`` failed and log it; return the verdict ('retry', 'failed',
+    'rerun' or 'stale'). Raise ``RedisUnavailable`` if Redis is away (nothing was written)."""
+    verdict = q.fail(run, error, final=final)
+    extra = log_fields(run, seconds, verdict)
+    if verdict == "stale":
+        logger.warning(
+            "%s %s: failure report refused, the job was taken from this run",
+            run.queue,
+            shown(run.id),
+            extra=extra,
+        )
+    else:
+        logger.warning(
+            "%s %s attempt %d failed in %.1f ms (%s: %s); %s",
+            run.queue,
+            shown(run.id),
+            run.attempt,
+            seconds * 1000,
+            error["type"],
+            error["message"],
+            {"retry": "will retry", "failed": "moved to failed", "rerun": "rerun queued"}[verdict],
+            extra=extra,
+        )
+    return verdict

@@ -14,7 +14,6 @@ from typing import Any
 
 from ..queue import ConvoyQueue
 from ..store import Run
-from .pool import ChildProcess
 
 
 @dataclass(eq=False)
@@ -33,7 +32,8 @@ class ActiveRun:
     # lock; set once its outcome must not be reported: timed out, handed back, or lease lost.
     abandoned: str = ""
     thread: threading.Thread | None = None  # the executor running it
-    child: ChildProcess | None = None  # with --pool processes, the child running it
+    # The child process running it: a quarantine's ChildProcess, or a --pool processes child.
+    child: Any = None
     # Set with abandoned: its job's current_job().cancelled reads it (threads pool).
     lost: threading.Event = field(default_factory=threading.Event)
 

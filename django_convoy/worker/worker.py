@@ -2,11 +2,15 @@
 
 - the claimer (``claimer.py``) claims runs in batches on the main thread, and blocks on the
   queues' wake lists and its inboxes when there is nothing to claim;
-- executors (``executors.py``) run jobs, one at a time each, on threads or in child processes;
+- executors (``executors.py``) run jobs, one at a time each, on threads;
 - the reporter (``reporter.py``) acks (or fails) finished runs, many per script call, claiming
   as many new runs in the same call while there is work;
 - the keeper (``keeper.py``) renews leases, sends heartbeats, times out overlong runs and runs
   the jam guard.
+
+With ``--pool processes`` the claimer, executors and reporter give way to child processes
+that each claim, run and ack their own runs (``process_pool.py``), whose runs the main thread
+reads into the state for the keeper.
 
 A thread that dies of an unexpected error stops the whole worker (``WorkerCrashed``), so that a
 supervisor restarts it: a worker whose reporter died would heartbeat while acking nothing.
@@ -29,8 +33,9 @@ from ..health import eviction_warning, memory_warnings
 from ..ids import shown
 from ..queue import ConvoyQueue, get_queue
 from .claimer import Claimer
-from .executors import Executors
+from .executors import POOLS, Executors
 from .keeper import Keeper
+from .process_pool import ProcessPool
 from .reporter import Reporter
 from .state import ActiveRun, WorkerState
 
@@ -62,14 +67,18 @@ class Worker:
         by_name: dict[str, ConvoyQueue] = {name: get_queue(name) for name in queues}
         if not by_name:
             raise ValueError("A worker needs at least one queue.")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, not {pool!r}.")
         self.id = f"{socket.gethostname()}.{os.getpid()}.{os.urandom(3).hex()}"
         slots = {name: concurrency or q.config.concurrency for name, q in by_name.items()}
         self.state = WorkerState(self.id, by_name, slots, max_jobs)
         self.grace = grace
         self._threads: list[threading.Thread] = []
         self.claimer = Claimer(self.state, burst)
-        self.executors = Executors(self.state, pool, self._start, self._wake_keeper)
-        self.keeper = Keeper(self.state, self.executors, self.claimer.outages, jam_guard)
+        self.executors = Executors(self.state, self._start, self._wake_keeper)
+        self.pool = ProcessPool(self.state, burst, self._wake_keeper) if pool != "threads" else None
+        give_up = self.executors.replace if self.pool is None else self.pool.give_up
+        self.keeper = Keeper(self.state, give_up, self.claimer.outages, jam_guard)
         self.reporter = Reporter(self.state, self.claimer)
 
     @property
@@ -98,6 +107,8 @@ class Worker:
         """Stop claiming; let running jobs finish within the grace period."""
         self.state.stop.set()
         self.state.slot_freed.set()
+        if self.pool is not None:
+            self.pool.control.stop.value = 1
 
     def request_abort(self) -> None:
         """Stop now: hand unfinished runs back without waiting."""
@@ -109,9 +120,13 @@ class Worker:
     def run(self) -> None:
         """Work until stopped; on the way out, hand back what did not finish. Raise
         ``WorkerCrashed`` if a thread died of an unexpected error."""
-        for _ in range(sum(self.state.slots.values())):
-            self.executors.start()
-        reporter = self._start(self.reporter.loop, "convoy-reporter")
+        if self.pool is not None:
+            self.pool.start()
+            reporter = None
+        else:
+            for _ in range(sum(self.state.slots.values())):
+                self.executors.start()
+            reporter = self._start(self.reporter.loop, "convoy-reporter")
         keeper = self._start(self.keeper.loop, "convoy-keeper")
         logger.info(
             "worker %s serving %s",
@@ -123,7 +138,10 @@ class Worker:
         for _, warning in memory_warnings(self.claimer.client):
             logger.warning(warning)
         try:
-            self.claimer.loop()
+            if self.pool is not None:
+                self.pool.watch()
+            else:
+                self.claimer.loop()
         finally:
             self._shut_down(reporter, keeper)
         if self.state.fatal:
@@ -154,8 +172,12 @@ class Worker:
 
     # -- shutdown ---------------------------------------------------------------------------
 
-    def _shut_down(self, reporter: threading.Thread, keeper: threading.Thread) -> None:
+    def _shut_down(self, reporter: threading.Thread | None, keeper: threading.Thread) -> None:
         state = self.state
+        if self.pool is not None:
+            self.request_stop()
+            self._shut_down_pool(keeper)
+            return
         state.stop.set()
         # A claim in flight: once it returns its runs are tracked, and handed back below. A
         # second signal does not wait for it: the jam guard recovers what it claimed.
@@ -175,10 +197,33 @@ class Worker:
             state.work.put(None)
         state.done.put(None)
         aborted = state.abort.is_set()
+        assert reporter is not None
         reporter.join(LAST_REPORTS_ABORTED_SECONDS if aborted else LAST_REPORTS_SECONDS)
         self.keeper.close()
         keeper.join(timeout=LAST_REPORTS_SECONDS)
         self.executors.stop_children()
+        self._deregister()
+
+    def _shut_down_pool(self, keeper: threading.Thread) -> None:
+        """As ``_shut_down``, for children that claim and ack themselves: they stop claiming at
+        once; the worker waits out the grace for the jobs they run, hands back those still
+        running and kills their children, then lets the others ack what they finished."""
+        state, pool = self.state, self.pool
+        assert pool is not None
+        deadline = time.monotonic() + self.grace
+        while state.executing() and not state.abort.is_set() and time.monotonic() < deadline:
+            pool.tick(0.05)
+        pool.tick(0)  # what the children run now
+        self._hand_back()
+        pool.kill_running()
+        aborted = state.abort.is_set()
+        pool.stop(LAST_REPORTS_ABORTED_SECONDS if aborted else LAST_REPORTS_SECONDS)
+        self.keeper.close()
+        keeper.join(timeout=LAST_REPORTS_SECONDS)
+        self._deregister()
+
+    def _deregister(self) -> None:
+        state = self.state
         try:
             self.keeper.deregister()
         except RedisUnavailable as exc:
