@@ -43,6 +43,11 @@ from .slot import ACKING, REPORTING, Slot
 logger = logging.getLogger("django_convoy.worker")
 
 PERMIT_WAIT_SECONDS = 1.0  # a child killed while holding the permits' lock must not hang the rest
+# Claiming ahead: while a queue's jobs are short (each under SHORT_JOB_SECONDS) and deep (the
+# last claim got all it asked for), a child claims AHEAD runs more than it runs at once, so
+# that the claim's fixed cost is shared; runs claimed ahead of a job that outlives
+# HAND_BACK_AFTER_SECONDS go back to the queue (the child's watch thread), unstarted.
+AHEAD, SHORT_JOB_SECONDS, HAND_BACK_AFTER_SECONDS = 3, 0.01, 0.1
 
 
 @dataclass
@@ -72,7 +77,14 @@ class SlotWorker:
         self.control = control
         self.burst = burst
         self.hand_offs = not burst and control.permits is None
-        self.runs: list[Run] = []  # claimed, not started
+        self.runs: list[Run] = []  # lock; claimed, not started
+        # Held by the main thread around the slot's writes and the start of each run, and by
+        # the watch thread while it hands back runs claimed ahead: a run is either started or
+        # handed back, never both.
+        self.lock = threading.Lock()
+        self.running_since: float | None = None  # lock; monotonic, while a job runs
+        self.ahead = False  # whether the next claim claims ahead (AHEAD)
+        self.ahead_ok = False  # the last job was short
         self.acks: list[tuple[Run, float]] = []  # done, to ack with the next claim
         self.waiting = False  # the request to be handed a job stands
         self.unsure = False  # a claim's reply may have been lost
@@ -82,15 +94,17 @@ class SlotWorker:
 
     def run(self) -> None:
         """Serve until the worker stops (or, with ``burst``, the queue is empty)."""
+        threading.Thread(target=self._watch_ahead, daemon=True, name="convoy-ahead").start()
         while True:
             stopping = self.control.stopping
             if self.runs:
                 if stopping:
-                    self._hand_back(self.runs)
+                    with self.lock:
+                        self._hand_back(self.runs)
                 else:
-                    self._execute(self.runs.pop(0))
+                    self._execute_next()
                 continue
-            want = 0 if stopping else self._reserve()
+            want = 0 if stopping else self._reserve(1 + AHEAD * self.ahead)
             try:
                 claimed = self._report_and_claim(want)
             except RedisUnavailable as exc:
@@ -127,7 +141,9 @@ class SlotWorker:
         fences = [(run.id, run.token) for run, _ in self.acks]
         if not fences and not want:
             return 0
-        wait_ms = HAND_OFF_WAIT_MS if self.hand_offs and not self.control.stopping else 0
+        # Only a claim of one run asks to be handed jobs: a run handed to a busy child waits.
+        handed = self.hand_offs and want == 1 and not self.control.stopping
+        wait_ms = HAND_OFF_WAIT_MS if handed else 0
         batch: ClaimBatch | None = None
         try:
             if fences and want:
@@ -147,7 +163,8 @@ class SlotWorker:
             acked = self.acks
             self.acks = []
             done = log_acks(q.name, acked, replies)
-            self.slot.release([run for run, _ in acked], processed=done)
+            with self.lock:
+                self.slot.release([run for run, _ in acked], processed=done)
             announce_acks(acked, replies, self.id)
         if batch is None:
             self._unreserve(want)
@@ -156,29 +173,30 @@ class SlotWorker:
 
     def _accept(self, batch: ClaimBatch, want: int) -> int:
         self._unreserve(want - len(batch.runs))
+        self.ahead = self.ahead_ok and len(batch.runs) >= want
         self.data_marks.observe(self.q.name, batch.marks, batch.now_ms)
         self.waiting = batch.waiting
         self.next_due = None
         if batch.next_due_ms is not None:
             self.next_due = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
-        if left := self.slot.hold(batch.runs):
-            self._hand_back(left, held=False)
-        self.runs += [run for run in batch.runs if run not in left]
+        with self.lock:
+            if left := self.slot.hold(batch.runs):
+                self._hand_back(left, held=False)
+            self.runs += [run for run in batch.runs if run not in left]
         return len(batch.runs) - len(left)
 
-    def _reserve(self) -> int:
-        """1 if this child may claim a run now (``--max-jobs`` not reached), else 0."""
+    def _reserve(self, wanted: int) -> int:
+        """How many of ``wanted`` runs this child may claim now (``--max-jobs``)."""
         permits = self.control.permits
         if permits is None:
-            return 1
+            return wanted
         lock = permits.get_lock()
         if not lock.acquire(timeout=PERMIT_WAIT_SECONDS):
             return 0
         try:
-            if permits.value <= 0:
-                return 0
-            permits.value -= 1
-            return 1
+            granted = max(0, min(wanted, permits.value))
+            permits.value -= granted
+            return granted
         finally:
             lock.release()
 
@@ -190,14 +208,21 @@ class SlotWorker:
 
     # -- running ------------------------------------------------------------------------------
 
-    def _execute(self, run: Run) -> None:
-        self.slot.start(run, self.q.timeout_of(run))
+    def _execute_next(self) -> None:
+        with self.lock:
+            if not self.runs:
+                return  # handed back meanwhile
+            run = self.runs.pop(0)
+            self.slot.start(run, self.q.timeout_of(run))
+            self.running_since = time.monotonic()
         error, final, seconds = execute(run, self.id)
+        self.ahead_ok = seconds < SHORT_JOB_SECONDS
+        with self.lock:
+            self.running_since = None
+            self.slot.ended(run, ACKING if error is None else REPORTING)
         if error is None:
-            self.slot.ended(run, ACKING)
             self.acks.append((run, seconds))
             return
-        self.slot.ended(run, REPORTING)
         reports = Backoff(f"{run.queue}: reporting a failure")
         while True:
             try:
@@ -207,7 +232,8 @@ class SlotWorker:
                 continue
             reports.reset()
             break
-        self.slot.release([run], failed=int(verdict in ("failed", "rerun")))
+        with self.lock:
+            self.slot.release([run], failed=int(verdict in ("failed", "rerun")))
         ended = "failed" if verdict == "rerun" else verdict  # a rerun queued: failed all the same
         finished(run, self.id, ended, seconds, error)
 
@@ -234,12 +260,28 @@ class SlotWorker:
             return
         if popped is not None and popped[0] == inbox:
             run = self.q.handed_run(popped[1])
-            self.slot.hold([run])
-            self.runs.append(run)
+            with self.lock:
+                if self.slot.hold([run]):
+                    self._hand_back([run], held=False)
+                else:
+                    self.runs.append(run)
+
+    def _watch_ahead(self) -> None:
+        """Hand back the runs claimed ahead of a job that turned out long (module constants)."""
+        while True:
+            time.sleep(HAND_BACK_AFTER_SECONDS / 2)
+            with self.lock:
+                since = self.running_since
+                if since is None or not self.runs:
+                    continue
+                if time.monotonic() - since >= HAND_BACK_AFTER_SECONDS:
+                    self._hand_back(self.runs)
 
     def _hand_back(self, runs: list[Run], held: bool = True) -> None:
-        """Return runs that never started (the worker is stopping), giving their attempts back;
-        the jam guard recovers them if Redis is away."""
+        """Return runs that never started (the worker is stopping, or they were claimed ahead
+        of a long job), giving their attempts back; the jam guard recovers them if Redis is
+        away. Under ``lock``."""
+        runs = list(runs)
         try:
             self.q.handback([(run.id, run.token) for run in runs], started=False)
         except RedisUnavailable as exc:
@@ -269,8 +311,8 @@ class SlotWorker:
             )
             return
         if handed:
-            self.slot.hold(handed)
-            self._hand_back(handed)
+            with self.lock:
+                self._hand_back(handed, held=False)
 
 
 def child_main(queue: str, worker_id: str, slot: Slot, control: PoolControl, burst: bool) -> None:

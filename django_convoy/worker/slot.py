@@ -69,6 +69,17 @@ class Slot:
         self._states = bytearray()
         self._counts = [0, 0]
         self._started = self._timeout = 0.0
+        self._view: memoryview | None = None  # of memory, made once per process
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_view": None}  # a memoryview does not cross to a child
+
+    @property
+    def view(self) -> memoryview:
+        """The shared memory, as bytes."""
+        if self._view is None:
+            self._view = memoryview(self.memory).cast("B")
+        return self._view
 
     # -- the child's side ---------------------------------------------------------------------
 
@@ -114,7 +125,7 @@ class Slot:
         self._counts[0] += processed
         self._counts[1] += failed
         if tokens:
-            self._body = _encode(self._rows)
+            self._body = _encode(self._rows) if self._rows else b"[]"
         self._write(body=bool(tokens))
 
     @property
@@ -129,7 +140,7 @@ class Slot:
         self._write(body=False)
 
     def _write(self, body: bool) -> None:
-        view = memoryview(self.memory).cast("B")
+        view = self.view
         self._seq += 1  # odd: a write is under way
         struct.pack_into("<Q", view, 0, self._seq)
         if body:
@@ -147,7 +158,7 @@ class Slot:
     def read(self, known: SlotView | None = None, tries: int = 100) -> SlotView | None:
         """The slot as the child last wrote it (``known`` if nothing changed since), or None if
         the child is half-way through a write every time it is looked at (it was killed then)."""
-        view = memoryview(self.memory).cast("B")
+        view = self.view
         for _ in range(tries):
             header = bytes(view[: _HEADER.size])
             seq, processed, failed, started, timeout, _, length, states = _HEADER.unpack(header)

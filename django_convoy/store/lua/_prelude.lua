@@ -893,8 +893,9 @@ end
 -- lost data), waiting (1: the request to be handed a job stands), then per run: id, body,
 -- attempt, token, jams (after MAX_JAMS jams, its last chance runs in quarantine: see the worker's
 -- executors).
-local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_spec)
-  local now = now_ms()
+-- now: Redis's time, if the caller read it already (ack_claim reads it once for both steps).
+local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_spec, now)
+  now = now or now_ms()
   local inbox = inbox_of(worker)
   local handed = redis.pcall('LRANGE', inbox, 0, -1)
   if handed.err then error('convoy: ' .. inbox .. ' is not a list') end
@@ -936,7 +937,8 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_
     popped = redis.call('ZPOPMIN', K.queued, max_jobs)
   end
   -- The runs' fencing tokens: one block of the sequence for the whole claim.
-  local token = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2) - #popped / 2
+  local seq = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2)
+  local token = seq and seq - #popped / 2
   for i = 1, #popped, 2 do
     local id = popped[i]
     local m = read_job(id)
@@ -962,7 +964,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_
     wait_for_jobs(request_of(worker, lease), now + idle_ms, room, now)
     out[6] = 1
   end
-  out[4] = redis.call('GET', K.seq) or '0'
+  out[4] = seq and int(seq) or redis.call('GET', K.seq) or '0' -- nothing INCRs it after the pop
   out[5] = redis.call('HGET', K.stats, 'born') or ''
   return out
 end
@@ -970,14 +972,23 @@ end
 -- End runs that succeeded, releasing their ids (or queueing a requested rerun): the (id, token)
 -- pairs of ARGV from index first on (ack.lua, ack_claim.lua). Returns per run: 1 released,
 -- 2 rerun queued, 0 refused (the token no longer holds the job).
-local function ack_runs(first)
-  local now = now_ms()
+-- now: as claim_jobs'.
+local function ack_runs(first, now)
+  now = now or now_ms()
   local out = {}
   local processed = 0
-  local reruns = redis.call('EXISTS', K.rerun) == 1 -- usually none: skip a lookup per run
+  -- Reruns pending and holds (hold_for) are usually none: one EXISTS for both, which skips a
+  -- lookup per run of each; a second only when one of them is there.
+  local reruns, holds = false, false
+  local either = redis.call('EXISTS', K.rerun, K.held)
+  if either == 2 then
+    reruns, holds = true, true
+  elseif either == 1 then
+    reruns = redis.call('EXISTS', K.rerun) == 1
+    holds = not reruns
+  end
   local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
   local refused = 0
-  local holds = redis.call('EXISTS', K.held) == 1 -- likewise: hold_for
   for i = first, #ARGV, 2 do
     local id, token = ARGV[i], ARGV[i + 1]
     local run = redis.call('HGET', K.run, id)
