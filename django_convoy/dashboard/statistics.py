@@ -170,11 +170,23 @@ def _worker_stats(
         stopping=bool(info.get("stopping")),
         current=[
             {"queue": runs.queue, "id": job_id, "running_for": seconds}
-            for runs in (by_worker[record.id] for by_worker in held if record.id in by_worker)
+            for runs in _held_by(record.id, held)
             for job_id, seconds in runs.oldest
         ],
-        running=sum(by_worker[record.id].count for by_worker in held if record.id in by_worker),
+        running=sum(runs.count for runs in _held_by(record.id, held)),
     )
+
+
+def _held_by(worker_id: str, held: list[dict[str, HeldRuns]]) -> list[HeldRuns]:
+    """The runs a worker holds, its ``--pool processes`` children's too (they hold theirs
+    under ids of the form ``<worker id>/<n>``)."""
+    children = worker_id + "/"
+    return [
+        runs
+        for by_worker in held
+        for holder, runs in by_worker.items()
+        if holder == worker_id or holder.startswith(children)
+    ]
 
 
 def _int(value: Any) -> int:
