@@ -436,3 +436,18 @@ def test_a_payload_too_deep_to_indent_is_shown_compact_or_said_so():
     assert pretty_json(deep) == "(nested too deep to show)"
     shallow = [[1]]
     assert pretty_json(shallow) == "[\n  [\n    1\n  ]\n]"
+
+
+def test_the_overview_marks_a_queue_its_rate_limit_holds_back(admin_client, settings):
+    queues = {**settings.CONVOY["QUEUES"], "limited": {"RATE_LIMIT": "1/h"}}
+    with override_settings(CONVOY={**settings.CONVOY, "QUEUES": queues}):
+        limited = get_queue("limited")
+        limited.add_jobs(["l-1", "l-2"])
+        html = admin_client.get(OVERVIEW).content.decode()
+        assert len(limited.claim(5, "w").runs) == 1  # the bucket's one run; the next waits
+        throttled = admin_client.get(OVERVIEW).content.decode()
+        data = admin_client.get(f"{OVERVIEW}statistics.json").json()
+    badge = re.compile(r'<span class="convoy-badge throttled" data-throttled-badge="limited"[^>]*>')
+    assert " hidden" in badge.search(html)[0]
+    assert " hidden" not in badge.search(throttled)[0]
+    assert [q["throttled"] for q in data["queues"] if q["name"] == "limited"] == [True]

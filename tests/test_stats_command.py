@@ -10,6 +10,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from django_convoy import get_queue
 from django_convoy.testing import drain
@@ -60,8 +61,39 @@ def test_json_gives_each_queue_field_by_field():
         "processed_last_minute": 2.0,
         "failed_last_minute": 1.0,
         "workers": 0,
+        "throttled": False,
+        "groups": 0,
+        "groups_held": 0,
     }
     assert data["workers"] == []
+
+
+def test_flow_control_shows_whether_a_queue_throttles_and_how_many_groups_wait(settings):
+    """A queue whose RATE_LIMIT held a claim back is marked throttled; a capped group whose
+    next job waits counts as held."""
+    queues = {
+        **settings.CONVOY["QUEUES"],
+        "limited": {"RATE_LIMIT": "1/h"},  # a bucket of one: the second run waits an hour
+        "tenants": {"GROUP_CONCURRENCY": 1},
+    }
+    with override_settings(CONVOY={**settings.CONVOY, "QUEUES": queues}):
+        limited, tenants = get_queue("limited"), get_queue("tenants")
+        limited.add_jobs(["l-1", "l-2"])
+        assert len(limited.claim(5, "w").runs) == 1
+        tenants.add_jobs(["a-1", "a-2"], group="a")
+        tenants.add_job("b-1", group="b")
+        assert sorted(run.id for run in tenants.claim(5, "w").runs) == ["a-1", "b-1"]
+
+        data = stats_json("limited", "tenants")["queues"]
+        out = StringIO()
+        call_command("convoy_stats", "limited", "tenants", stdout=out)
+
+    flow = {
+        name: [data[name][key] for key in ("throttled", "groups", "groups_held")] for name in data
+    }
+    assert flow == {"limited": [True, 0, 0], "tenants": [False, 2, 1]}
+    rows = [line.split()[:2] for line in out.getvalue().splitlines()[3:5]]
+    assert rows == [["limited", "(throttled)"], ["tenants", "1"]]
 
 
 def test_json_lists_the_workers_alive_with_what_they_hold():

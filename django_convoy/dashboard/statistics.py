@@ -45,6 +45,11 @@ class QueueStats:
     failed_last_minute: float = 0.0
     oldest_seconds: float | None = None  # age of the oldest queued job (None: none queued)
     counters: Counters = field(default_factory=Counters)  # since the queue was first used
+    # Flow control: whether RATE_LIMIT holds claims back now, how many groups have jobs and
+    # how many of them are held back (at GROUP_CONCURRENCY, or out of GROUP_RATE_LIMIT).
+    throttled: bool = False
+    groups: int = 0
+    groups_held: int = 0
 
     @property
     def wait_p50(self) -> float | None:
@@ -144,6 +149,9 @@ def _queue_stats(
         failed_last_minute=series["failed"][-1] + past * series["failed"][-2],
         oldest_seconds=None if oldest is None else max(0, now_ms - oldest) / 1000,
         counters=counts["counters"],
+        throttled=counts["throttled_until_ms"] is not None,
+        groups=counts["groups"],
+        groups_held=counts["groups_held"],
     )
 
 

@@ -56,6 +56,9 @@ def queue_data(queue: QueueStats, workers: int) -> dict[str, Any]:
         "duration_p50_seconds": counters.duration.quantile(0.5),
         "duration_p95_seconds": counters.duration.quantile(0.95),
         "workers": workers,
+        "throttled": queue.throttled,
+        "groups": queue.groups,
+        "groups_held": queue.groups_held,
     }
 
 
@@ -91,7 +94,9 @@ def tables(statistics: Statistics) -> list[str]:
     """The queues' table, then the workers', as lines of text."""
     queue_rows = [
         [
-            queue.name + (" (paused)" if queue.paused else ""),
+            queue.name
+            + (" (paused)" if queue.paused else "")
+            + (" (throttled)" if queue.throttled else ""),
             *(
                 _count(n)
                 for n in (

@@ -1,6 +1,6 @@
 // Live counts for the convoy dashboard: polls the JSON endpoint and updates the page in place.
 // Elements opt in with data-stat="<queue>:<field>" (a count), data-text (text as it comes), data-chart="<queue>:<outcome>",
-// data-chart-text="<queue>:<field of the chart>", data-paused-badge="<queue>"; the workers table is rebuilt from a <template> row.
+// data-chart-text="<queue>:<field of the chart>", data-paused-badge and data-throttled-badge="<queue>"; the workers table is rebuilt from a <template> row.
 // Nothing is written as HTML: every value goes in through textContent or an attribute.
 "use strict";
 (function () {
@@ -42,6 +42,10 @@
     document.querySelectorAll("[data-paused-badge]").forEach((badge) => {
       const queue = queues.get(badge.dataset.pausedBadge);
       if (queue) badge.hidden = !queue.paused;
+    });
+    document.querySelectorAll("[data-throttled-badge]").forEach((badge) => {
+      const queue = queues.get(badge.dataset.throttledBadge);
+      if (queue) badge.hidden = !queue.throttled;
     });
     const banner = document.querySelector(".convoy-paused");
     if (banner) {
