@@ -98,7 +98,8 @@ def test_the_asyncio_store_sends_scripts_without_flags_to_a_redis_that_knows_non
         client = redis.asyncio.Redis.from_url(server.url, decode_responses=True)
         try:
             assert (await client.info("server"))["redis_version"].startswith("6.")
-            args = ["ignore", 0, 0, "keep", 0, "a", '{"payload":null}']
+            # add.lua's options (no group, no limits), then one (id, body) pair
+            args = ["ignore", 0, 0, "keep", 0, "", "", "a", '{"payload":null}']
             return await store_aio.call(client, get_queue("default").store, "add", args)
         finally:
             await client.aclose()
