@@ -1,4 +1,7 @@
-"""W0: a worker command's start, from ``exec`` to its first job, convoy beside Huey.
+"""W0: a worker command's start, from ``exec`` to its first job, convoy beside Huey: Huey's
+own consumer (no Django), and the same through Huey's Django integration (``manage.py
+run_huey`` in the demo project without convoy: ``benchmarks/djhuey_settings.py``), which is
+what a Django project runs and the fair peer of ``manage.py convoy_worker``.
 
 Each round starts each worker command with one W3-io job waiting (``benchmarks/io_job.py``'s
 ``record_start``) and times from just before the command is started to the job's first line
@@ -47,8 +50,8 @@ def first_job_s(url: str, worker: Worker, argv: list[str] | None = None) -> tupl
 
     client = client_for(url)
     flush(client)
-    (huey_app.io_latency if worker.kind == "huey" else io_latency.enqueue)(-1)
-    with Command(argv or worker.argv, url) as command:
+    (io_latency.enqueue if worker.kind == "convoy" else huey_app.io_latency)(-1)
+    with Command(argv or worker.argv, url, worker.settings) as command:
         deadline = time.monotonic() + 60
         while not client.llen(LATENCY_KEY):
             command.check()
@@ -74,7 +77,8 @@ def import_rows(output: str) -> list[tuple[float, str]]:
 
 def measure(url: str, options: argparse.Namespace) -> dict[str, Any]:
     convoy = [convoy_worker(args, "latency") for args in options.convoy or ("", "--pool processes")]
-    workers = [huey_worker(options.huey_workers), *convoy]
+    # Huey's own consumer, then the same through Django (what a Django project runs).
+    workers = [huey_worker(options.huey_workers), huey_worker(options.huey_workers, True), *convoy]
     runs: dict[str, list[float]] = {worker.label: [] for worker in workers}
     for round_ in range(options.rounds):
         shift = round_ % len(workers)

@@ -80,9 +80,11 @@ CONVOY_PROCESSES = ("--processes 2", "--processes 4")  # once convoy_worker has 
 
 @dataclass(frozen=True)
 class Worker:
-    """A worker command line: convoy's ``manage.py convoy_worker`` or Huey's consumer."""
+    """A worker command line: convoy's ``manage.py convoy_worker``, Huey's consumer, or Huey's
+    consumer through its Django integration (``manage.py run_huey``: the same consumer, after
+    Django's setup)."""
 
-    kind: str  # "convoy" or "huey"
+    kind: str  # "convoy", "huey" or "djhuey"
     args: tuple[str, ...] = ()
     queue: str = "bench"  # convoy's queue (Huey's is the one of benchmarks.huey_app)
 
@@ -90,6 +92,8 @@ class Worker:
     def label(self) -> str:
         if self.kind == "huey":
             return "huey_consumer " + " ".join(self.args)
+        if self.kind == "djhuey":
+            return "manage.py run_huey " + " ".join(self.args)
         return " ".join(("convoy_worker", self.queue, *self.args))
 
     @property
@@ -101,11 +105,18 @@ class Worker:
                 "-q",  # WARNING and up, like convoy's -v 0 (INFO logs every task)
             ]
         manage = str(ROOT / "manage.py")
+        if self.kind == "djhuey":
+            return [sys.executable, manage, "run_huey", *self.args, "-q"]
         return [sys.executable, manage, "convoy_worker", self.queue, "-v", "0", *self.args]
 
+    @property
+    def settings(self) -> str:
+        """The Django settings it runs with (Huey's own consumer ignores them)."""
+        return "benchmarks.djhuey_settings" if self.kind == "djhuey" else SETTINGS
 
-def huey_worker(workers: int) -> Worker:
-    return Worker("huey", ("-w", str(workers), "-k", "process"))
+
+def huey_worker(workers: int, django: bool = False) -> Worker:
+    return Worker("djhuey" if django else "huey", ("-w", str(workers), "-k", "process"))
 
 
 def convoy_worker(args: str, queue: str = "bench") -> Worker:
@@ -115,10 +126,10 @@ def convoy_worker(args: str, queue: str = "bench") -> Worker:
 class Command:
     """A worker command started in a session of its own, reaped with ``os.wait4``."""
 
-    def __init__(self, argv: list[str], url: str):
+    def __init__(self, argv: list[str], url: str, settings: str = SETTINGS):
         self.argv = argv
         self.log = tempfile.NamedTemporaryFile(prefix="convoy-bench-io-", suffix=".log")
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "REDIS_URL": url}
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, "REDIS_URL": url}
         self.started_ns = time.monotonic_ns()
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -145,7 +156,6 @@ class Command:
         Returns its rusage from ``os.wait4``: its own threads and every child it reaped,
         over its whole life."""
         if self.rusage is None:
-            known = set(self.meter.switches)
             if self.process.returncode is None:
                 try:
                     os.kill(self.pid, signal.SIGTERM)
@@ -163,12 +173,10 @@ class Command:
                 time.sleep(0.02)
             self.process.returncode = os.waitstatus_to_exitcode(status)
             self.rusage = usage
-            for child in {pid for pid, _ in known if pid != self.pid}:  # any left behind
-                try:
-                    if os.getpgid(child) == self.pid:
-                        os.kill(child, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            try:  # whatever it left behind in its group (run_huey's workers outlive it)
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.log.close()
         return {
             "user": self.rusage.ru_utime,
@@ -249,7 +257,7 @@ def drain(url: str, worker: Worker, jobs: int) -> dict[str, Any]:
     gets = 0
     first: dict[str, Any] | None = None
     timeout = 120 + jobs / 100
-    with Command(worker.argv, url) as command:
+    with Command(worker.argv, url, worker.settings) as command:
         last_sample = command.started
         while True:
             done = int(client.get(COUNTER_KEY) or 0)
@@ -421,7 +429,7 @@ def latency_run(url: str, worker: Worker, options: argparse.Namespace) -> dict[s
     enqueue = huey_app.io_latency if worker.kind == "huey" else io_latency.enqueue
     enqueue(-1)  # the job waiting when the worker starts
     load = os.getloadavg()[0]
-    with Command(worker.argv, url) as command:
+    with Command(worker.argv, url, worker.settings) as command:
         deadline = time.monotonic() + 60
         while not client.llen(LATENCY_KEY):
             command.check()

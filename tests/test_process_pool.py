@@ -5,6 +5,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from django_convoy import get_queue
 from django_convoy.worker import Worker
@@ -110,11 +113,10 @@ def test_a_worker_stopped_twice_while_its_children_run_jobs_exits_cleanly():
     assert [job_state(queue, f"crashy-busy-{n}") for n in range(3)] == ["queued"] * 3
 
 
-def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_them():
-    """A Ctrl-C reaches the whole process group, children still setting Django up included:
-    they hold it blocked until they ignore it, so none dies of it. With no grace the runs are
-    handed back before any child is ready: their jobs never began, so each gives its attempt
-    back."""
+def test_ctrl_c_reaches_the_children_too_but_their_runs_are_handed_back_not_failed():
+    """A Ctrl-C reaches the whole process group, the children included: they ignore it (a
+    spawned one holds it blocked until then), so none dies of it. With no grace their runs go
+    back to the queue at once; each job began, so each run counts as an attempt."""
     queue = get_queue("crashy")
     for n in range(3):
         tasks.crashy.enqueue(f"early-{n}", 5)
@@ -123,7 +125,7 @@ def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_t
         start_new_session=True,
     )  # fmt: skip
     try:
-        wait_until(lambda: queue.stats()["processing"] == 3, timeout=60)  # children setting up
+        wait_until(lambda: all(started(f"crashy-early-{n}") for n in range(3)), timeout=60)
         os.killpg(worker.pid, signal.SIGINT)
         worker.wait(timeout=30)
         output = worker.stdout.read()
@@ -133,7 +135,7 @@ def test_ctrl_c_while_children_set_up_hands_their_jobs_back_instead_of_failing_t
     stats = queue.stats()
     assert (stats["queued"], stats["failed"], stats["processing"]) == (3, 0, 0), output
     assert "setting Django up" not in output
-    assert [queue.get_job(f"crashy-early-{n}").attempts for n in range(3)] == [0, 0, 0], output
+    assert [queue.get_job(f"crashy-early-{n}").attempts for n in range(3)] == [1, 1, 1], output
 
 
 CHILD_SIGNALLED_AT_ONCE = """
@@ -158,3 +160,69 @@ def test_a_worker_signal_cannot_kill_even_the_first_child_while_it_sets_django_u
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.stdout.strip() == "ready", done.stderr
+
+
+def pool_children(pid: int) -> list[int]:
+    """The pool children of worker ``pid`` (not multiprocessing's resource tracker), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:  # it exited meanwhile
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if "resource_tracker" not in command_line(int(entry)):
+                found.append(int(entry))
+    return sorted(found)
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_pool_forks_its_first_children_and_spawns_their_replacements():
+    """Before the worker starts a thread, its children are forked: they start with its Django
+    set up, at once. A replacement comes when the worker has threads, so it is spawned and sets
+    Django up itself."""
+    worker = manage("convoy_worker", "crashy", "--pool", "processes", "--concurrency", "2")
+    try:
+        wait_until(lambda: len(pool_children(worker.pid)) == 2, timeout=60)
+        first = pool_children(worker.pid)
+        assert [command_line(pid) for pid in first] == [command_line(worker.pid)] * 2
+        os.kill(first[0], signal.SIGKILL)
+        wait_until(lambda: len(set(pool_children(worker.pid)) - set(first)) == 1, timeout=60)
+        (replacement,) = set(pool_children(worker.pid)) - set(first)
+        assert "multiprocessing.spawn" in command_line(replacement)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+
+
+FORKABLE = """
+import threading, time
+import django
+django.setup()
+from django.db import connection
+from django_convoy.worker.pool import forkable
+alone = forkable()
+connection.ensure_connection()
+with_database = forkable()
+connection.close()
+threading.Thread(target=time.sleep, args=(1,), daemon=True).start()
+print(alone, with_database, forkable())
+"""
+
+
+def test_a_child_is_forked_only_from_one_thread_with_no_database_connection_open():
+    """A fork copies a lock another thread holds (locked, for good) and shares an open
+    database socket with the child: either makes the worker spawn instead."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKABLE],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.split() == ["True", "False", "False"], done.stderr

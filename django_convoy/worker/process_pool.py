@@ -50,11 +50,13 @@ class PoolChild:
         self.counted = (0, 0)  # processed, failed: what the state counts of this child already
         self.started_at = 0.0
 
-    def start(self, control: PoolControl, burst: bool) -> None:
-        """Start a child on an empty slot."""
+    def start(self, control: PoolControl, burst: bool, fork: bool = False) -> None:
+        """Start a child on an empty slot; ``fork``: forked if it is safe (``pool.spawn``)."""
         self.slot = Slot()
         self.view, self.counted = None, (0, 0)
-        self.process = spawn(child_main, (self.queue, self.id, self.slot, control, burst))
+        self.process = spawn(
+            child_main, (self.queue, self.id, self.slot, control, burst), fork=fork
+        )
         self.started_at = time.monotonic()
 
     def kill(self) -> None:
@@ -87,9 +89,11 @@ class ProcessPool:
         self.ended = False  # every child ended by itself (burst, max-jobs)
 
     def start(self) -> None:
-        """Start every child."""
+        """Start every child: forked if it is safe, as it is before the worker starts a thread
+        (unless it runs the scheduler, or is one of ``--processes``), so that its first jobs
+        start with the worker; replacements, later, are spawned."""
         for child in self.children:
-            child.start(self.control, self.burst)
+            child.start(self.control, self.burst, fork=True)
 
     def watch(self) -> None:
         """Until the worker stops (or, with burst or max-jobs, every child is done): read the
@@ -168,6 +172,7 @@ class ProcessPool:
                 if running is not None and token == running.token:
                     if not active.executing and not active.abandoned:
                         active.executing, active.started = True, view.started
+                        active.began = True  # its child runs its job: handed back, it counts
                         active.timeout = view.timeout
                         if view.timeout:
                             active.deadline = deadline = view.started + view.timeout
