@@ -366,16 +366,17 @@ local function end_group_run(id, now)
   local group = group_of(id)
   if not group then return end
   local busy = tonumber(redis.call('ZINCRBY', K.groups, -1, group))
+  -- A group in the ring is not parked (it is in one or the other), and has queued jobs: the
+  -- usual case with many groups costs this one lookup.
+  if redis.call('ZSCORE', K.ring, group) then return end
   local parked = redis.call('ZSCORE', K.parked, group)
   if parked == 'inf' then
     redis.call('ZREM', K.parked, group)
     redis.call('ZADD', K.ring, next_turn(), group)
     wake_one()
   end
-  -- Its lane did not change: a group in the ring or parked has queued jobs, and stays.
-  if busy <= 0 and not parked and not redis.call('ZSCORE', K.ring, group) then
-    group_settle(group, now)
-  end
+  -- Its lane did not change: a group parked has queued jobs, and stays.
+  if busy <= 0 and not parked then group_settle(group, now) end
 end
 
 -- seq: a sequence number the caller took already (add takes a block per call), else the next.
@@ -809,12 +810,18 @@ local function take_turns(n, flow, now, taken)
         local group = heads[i]
         if plain and plain_turn < tonumber(heads[i + 1]) then take_plain() end
         if #taken >= 2 * n then break end
-        local free, tat = 1, nil
-        if cap and (tonumber(redis.call('ZSCORE', K.groups, group)) or 0) >= cap then
-          free = 0
-          parked[#parked + 1] = '+inf'
-          parked[#parked + 1] = group
-        elseif group_interval then
+        local free, tat, counted = 1, nil, false
+        -- Counting the run first is the cap check too: one command when the group has room.
+        if cap then
+          counted = true
+          if tonumber(redis.call('ZINCRBY', K.groups, 1, group)) > cap then
+            redis.call('ZINCRBY', K.groups, -1, group)
+            free, counted = 0, false
+            parked[#parked + 1] = '+inf'
+            parked[#parked + 1] = group
+          end
+        end
+        if free > 0 and group_interval then
           free, tat = bucket('tat:' .. group, group_interval, flow.group_burst, now)
           if free < 1 then
             local at = math.ceil(tat - (flow.group_burst - 1) * group_interval)
@@ -824,11 +831,12 @@ local function take_turns(n, flow, now, taken)
         end
         local lane = free > 0 and lane_head(group, 2) or {}
         if free < 1 or #lane == 0 then -- parked, or (by the schema, never) a lane emptied
+          if counted then redis.call('ZINCRBY', K.groups, -1, group) end
           gone[#gone + 1] = group
         else
           local id = string.sub(lane[1], #group + 19)
           members[#members + 1], ids[#ids + 1] = lane[1], id
-          count_group_run(group, 1)
+          if not counted then count_group_run(group, 1) end
           if tat then spend('tat:' .. group, tat, 1, group_interval, flow.group_burst) end
           if #lane > 1 then
             turn = turn + 1
