@@ -132,6 +132,27 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- Commands over many fields or members, in chunks that unpack takes (an even number, so that
+-- pairs stay whole): a few calls per script, not one per job.
+local CHUNK = 1000
+
+-- HMGET of many fields (a missing one: false).
+local function hmget_all(key, fields)
+  local out = {}
+  for s = 1, #fields, CHUNK do
+    local got = redis.call('HMGET', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
+    for k = 1, #got do out[s + k - 1] = got[k] end
+  end
+  return out
+end
+
+-- command (HDEL, HSET, ZADD ...) on key with every item of args.
+local function call_all(command, key, args)
+  for s = 1, #args, CHUNK do
+    redis.call(command, key, unpack(args, s, math.min(s + CHUNK - 1, #args)))
+  end
+end
+
 -- Counters and histograms, kept fleet-wide in the stats HASH by the scripts that already run
 -- (django_convoy.store.counters reads them): "added", "duplicate", "retried", "stale" (fenced
 -- writes refused), "recovered:<action>" (jam guard), the totals "processed" and "failed"
@@ -196,8 +217,8 @@ end
 -- The record of id: {enqueued, attempts, jams, priority, body}. A missing record reads as
 -- an empty body, and a record without the counters (mangled by hand) as all body: either way
 -- the worker fails its unreadable body instead of the queue stopping.
-local function read_job(id)
-  local raw = redis.call('HGET', K.jobs, id) or ''
+-- A job record as read_job gives it, from its raw text ('' when it has none).
+local function parse_job(raw)
   local _, stop, e, a, j, p = string.find(raw, '^(%d+)|(%d+)|(%d+)|(-?%d+)|')
   if not stop then
     return {enqueued = 0, attempts = 0, jams = 0, priority = 0, body = raw}
@@ -206,6 +227,10 @@ local function read_job(id)
     enqueued = tonumber(e), attempts = tonumber(a), jams = tonumber(j),
     priority = tonumber(p), body = string.sub(raw, stop + 1),
   }
+end
+
+local function read_job(id)
+  return parse_job(redis.call('HGET', K.jobs, id) or '')
 end
 
 -- "enqueued_ms|attempts|jams|priority": the record's head, as inspect and browse return it.
@@ -362,8 +387,9 @@ end
 
 -- A run of id stopped: its group's slot comes back, and a group parked at its cap takes a turn
 -- again (and an idle worker is woken for it). Before the record goes (release).
-local function end_group_run(id, now)
-  local group = group_of(id)
+-- group: the job's group, if the caller read it already (false: it has none).
+local function end_group_run(id, now, group)
+  if group == nil then group = group_of(id) end
   if not group then return end
   local busy = tonumber(redis.call('ZINCRBY', K.groups, -1, group))
   -- A group in the ring is not parked (it is in one or the other), and has queued jobs: the
@@ -433,8 +459,12 @@ local function parse_run(run)
   return token, started, 0, worker
 end
 
+local function run_record(token, now, attempt, worker)
+  return int(token) .. '|' .. int(now) .. '|' .. attempt .. '|' .. worker
+end
+
 local function write_run(id, token, now, attempt, worker)
-  redis.call('HSET', K.run, id, int(token) .. '|' .. int(now) .. '|' .. attempt .. '|' .. worker)
+  redis.call('HSET', K.run, id, run_record(token, now, attempt, worker))
 end
 
 -- The attempt of the run holding id with this token (0 if its record predates attempts kept
@@ -947,19 +977,25 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_
   -- The runs' fencing tokens: one block of the sequence for the whole claim.
   local seq = #popped > 0 and redis.call('INCRBY', K.seq, #popped / 2)
   local token = seq and seq - #popped / 2
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local m = read_job(id)
+  -- Their records read in one HMGET, their runs and deadlines written in one HSET and one ZADD.
+  local ids, records, deadlines = {}, {}, {}
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  local raws = hmget_all(K.jobs, ids)
+  for k, id in ipairs(ids) do
+    local m = parse_job(raws[k] or '')
     if m.attempts == 0 then observe('wait', now - m.enqueued) end -- a job's first run
     token = token + 1
-    write_run(id, token, now, m.attempts + 1, worker)
-    redis.call('ZADD', K.processing, int(now + lease), id)
+    local record = run_record(token, now, m.attempts + 1, worker)
+    records[#records + 1], records[#records + 2] = id, record
+    deadlines[#deadlines + 1], deadlines[#deadlines + 2] = int(now + lease), id
     out[#out + 1] = id
     out[#out + 1] = m.body
     out[#out + 1] = m.attempts + 1
     out[#out + 1] = token
     out[#out + 1] = m.jams
   end
+  call_all('HSET', K.run, records)
+  call_all('ZADD', K.processing, deadlines)
   -- Pass the baton: if work is left, make sure another idle worker wakes for it (not when a
   -- limit holds it back: the workers wait for the time this reply gives).
   if (#popped > 0 or #due > 0) and out[3] == 0 and not held and (
@@ -981,10 +1017,18 @@ end
 -- pairs of ARGV from index first on (ack.lua, ack_claim.lua). Returns per run: 1 released,
 -- 2 rerun queued, 0 refused (the token no longer holds the job).
 -- now: as claim_jobs'.
+-- Per run it reads and checks; what it deletes (the run records, the records of the jobs it
+-- releases, and their groups and last errors) goes in one HDEL per hash at the end, and the
+-- groups of the jobs are read in one HMGET first: a few commands per call, not per run.
 local function ack_runs(first, now)
   now = now or now_ms()
   local out = {}
   local processed = 0
+  local ids = {}
+  for i = first, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+  local runs = hmget_all(K.run, ids)
+  local groups = groups_used() and hmget_all(K.group, ids) or {}
+  local stopped, released = {}, {}
   -- Reruns pending and holds (hold_for) are usually none: one EXISTS for both, which skips a
   -- lookup per run of each; a second only when one of them is there.
   local reruns, holds = false, false
@@ -998,22 +1042,20 @@ local function ack_runs(first, now)
   local errors = redis.call('EXISTS', K.errors) == 1 -- likewise: an error per run, if any
   local refused = 0
   for i = first, #ARGV, 2 do
-    local id, token = ARGV[i], ARGV[i + 1]
-    local run = redis.call('HGET', K.run, id)
+    local id, token, k = ARGV[i], ARGV[i + 1], (i - first) / 2 + 1
+    local run = runs[k]
     local held, started = parse_run(run or '')
     -- The ZREM is the check that the job is processing (by the schema it is, while run has
     -- it) and the first step of stopping the run, in one command.
     if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
-      redis.call('HDEL', K.run, id)
-      end_group_run(id, now)
+      stopped[#stopped + 1] = id
+      end_group_run(id, now, groups[k] or false)
       processed = processed + 1
       observe('duration', now - (tonumber(started) or now))
       if reruns and queue_pending_rerun(id, now) then
         out[#out + 1] = 2
       else
-        redis.call('HDEL', K.jobs, id)
-        if errors then redis.call('HDEL', K.errors, id) end
-        if grouped_jobs then redis.call('HDEL', K.group, id) end
+        released[#released + 1] = id
         if holds then start_hold(id, now) end
         out[#out + 1] = 1
       end
@@ -1022,6 +1064,10 @@ local function ack_runs(first, now)
       refused = refused + 1
     end
   end
+  call_all('HDEL', K.run, stopped)
+  call_all('HDEL', K.jobs, released)
+  if errors then call_all('HDEL', K.errors, released) end
+  if grouped_jobs then call_all('HDEL', K.group, released) end
   if processed > 0 then tick('processed', now, processed) end
   count_in('stale', refused)
   return out
