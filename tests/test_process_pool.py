@@ -63,6 +63,24 @@ def test_a_run_whose_lease_was_lost_has_its_child_killed_and_its_slot_freed():
     assert not ended("crashy-hung")
 
 
+def test_a_lost_run_kills_its_own_child_not_one_of_another_queue_with_the_same_token():
+    """Fencing tokens count per queue, so a worker serving two queues holds runs with equal
+    tokens: giving up on one (its lease lost: cancelled here) must kill the child running it,
+    not the first child that runs a run with that token (found by the flow-control scenario,
+    tests/faults/test_flow_limits.py, as jobs failed with ChildDied on a healthy worker)."""
+    tasks.record.enqueue("bystander", 3)  # "default": listed first, its first token is 1
+    tasks.crashy.enqueue("hung", 60)  # "crashy": its first token is 1 too
+    with ThreadedWorker("default", "crashy", pool="processes", concurrency=1, jam_guard=False):
+        wait_until(lambda: started("rec-bystander") and started("crashy-hung"), timeout=60)
+        tokens = {entry.split()[1]: entry.split()[2] for entry in test_log()}
+        assert tokens["rec-bystander"] == tokens["crashy-hung"]
+        assert get_queue("crashy").cancel("crashy-hung") == "processing"
+        wait_until(lambda: job_state(get_queue("default"), "rec-bystander") != "processing")
+    assert ended("rec-bystander")
+    assert job_state(get_queue("default"), "rec-bystander") == "done"  # acked, its result kept
+    assert not ended("crashy-hung")
+
+
 def test_a_worker_stalled_past_its_lease_kills_its_child_and_stops_within_its_grace():
     """The adversarial pass's scenario: a worker stopped (SIGSTOP) longer than LEASE while its
     job hangs, the job taken over meanwhile. Once it runs again its child must die, and a

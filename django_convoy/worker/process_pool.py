@@ -120,8 +120,9 @@ class ProcessPool:
 
     def give_up(self, active: ActiveRun) -> None:
         """``active`` timed out or lost its lease: kill its child, if it is still running it (it
-        may have finished meanwhile: a child that moved on to the next job keeps it)."""
-        child = next((c for c in self.children if active.run.token in c.actives), None)
+        may have finished meanwhile: a child that moved on to the next job keeps it). Found by
+        the run itself: tokens count per queue, so another queue's child may hold an equal one."""
+        child = next((c for c in self.children if c.actives.get(active.run.token) is active), None)
         if child is None or child.process is None:
             return
         view = child.slot.read()
