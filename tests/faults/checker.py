@@ -20,13 +20,29 @@ refused
 left behind
     hash entries of ids in no state (body, meta, errors, rerun), runs of ids not processing,
     after the scenario drained.
+peak (of a group)
+    the most runs of one group executing at one moment, from the journal's ``[start, end]``
+    (a run whose process was killed ends at the kill). A run's interval lies inside the time
+    its slot is taken in Redis (from its claim to its ack), so a peak above ``GROUP_CONCURRENCY``
+    proves the cap broken. Counted over the runs that held their lease to their end: a run that
+    lost it gave its slot back with it (those are zombies, counted apart).
+rate excess
+    how far the starts of a rate-limited queue (or group) went past what its token bucket
+    allows, by Redis's clock (the journal's ``claimed_ms``: the moment the claim spent the
+    token): the largest ``n - burst - (b - a) / interval`` over every stretch ``[a, b]`` holding
+    ``n`` starts. At most 0 when the limit held.
+busiest period
+    the most starts in any window ``[t, t + period]``: at most ``burst + count`` when the limit
+    held (the rate excess of a stretch one period long), and ``count`` or more once a backlog
+    waited for it long enough.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +140,59 @@ def lost(
 def starts(runs: Iterable[RunRecord]) -> Counter:
     """How many times each id started."""
     return Counter(run.id for run in runs)
+
+
+# -- flow control -----------------------------------------------------------------------------
+
+
+def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
+    """The most of ``spans`` (start, end) open at one moment; one ending as another starts
+    does not overlap it."""
+    events = sorted(
+        (moment, step) for start, end in spans for moment, step in ((start, 1), (end, -1))
+    )
+    peak = open_now = 0
+    for _, step in events:  # at one moment, ends (-1) sort before starts
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
+
+
+def group_peaks(
+    runs: Iterable[RunRecord], group_of: Callable[[RunRecord], str | None], died: dict[int, int]
+) -> dict[str, int]:
+    """Each group's peak (see the module docstring); ``died``: worker pid -> when it was killed
+    (journal ns), the end of its runs that logged none. A run still without an end counts as
+    running to the end of time."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for run in runs:
+        group = group_of(run)
+        if group is None or run.owner is False:
+            continue
+        end = run.end if run.end is not None else died.get(run.worker_pid, math.inf)
+        spans[group].append((run.start, end))
+    return {group: peak_overlap(found) for group, found in sorted(spans.items())}
+
+
+def rate_excess(starts_ms: Iterable[float], interval_ms: float, burst: int) -> float:
+    """The rate excess of these starts (see the module docstring); -burst for none."""
+    worst, lowest = -float(burst), math.inf
+    for j, moment in enumerate(sorted(starts_ms)):
+        here = j - moment / interval_ms
+        lowest = min(lowest, here)  # the best start i <= j of a stretch ending at j
+        worst = max(worst, here - lowest + 1 - burst)
+    return worst
+
+
+def busiest_period(starts_ms: Iterable[float], period_ms: float) -> int:
+    """The most starts in any window ``[t, t + period_ms]``."""
+    ordered = sorted(starts_ms)
+    most, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while ordered[first] < moment - period_ms:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 # -- the workers' logs ------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class RunRecord:
     ok: bool | None = None  # the job's code returned (True) or raised (False)
     owner: bool | None = None  # did the run still own the job at ``end`` (None: unknown)
     worker_pid: int = 0  # the worker's process (``pid``, or the parent of a child running it)
+    claimed_ms: int | None = None  # when Redis started it (its claim), if the job asked
+    enqueued_ms: int | None = None  # when its job was queued (as claimed_ms: if it asked)
 
     @property
     def completed(self) -> bool:
@@ -97,6 +99,8 @@ def read_runs(directory: Path) -> list[RunRecord]:
                 start=rec["t"],
                 tag=rec.get("tag"),
                 wall=rec.get("wall", 0.0),
+                claimed_ms=rec.get("claimed_ms"),
+                enqueued_ms=rec.get("enqueued_ms"),
             )
         elif key in runs:
             run = runs[key]
