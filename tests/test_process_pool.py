@@ -244,3 +244,16 @@ def test_a_child_is_forked_only_from_one_thread_with_no_database_connection_open
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.stdout.split() == ["True", "False", "False"], done.stderr
+
+
+def test_a_run_its_child_acked_is_not_taken_for_a_lost_lease():
+    """The worker renews its children's runs from a view of their slots up to 50 ms old: a
+    renewal refused because the child acked the run meanwhile is no lost lease (no warning, no
+    child killed)."""
+    for n in range(150):
+        tasks.slow.enqueue(f"short-{n}", 0.01)
+    worker = manage("convoy_worker", "fast", "--pool", "processes", "--concurrency", "2", "--burst")
+    output, _ = worker.communicate(timeout=120)
+    assert worker.returncode == 0, output
+    assert all(ended(f"slow-short-{n}") for n in range(150)), output
+    assert "lease lost" not in output, output

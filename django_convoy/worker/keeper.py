@@ -41,10 +41,13 @@ class Keeper:
         give_up: Callable[[ActiveRun], None],
         outages: Outages | None,
         run_jam_guard: bool,
+        still_running: Callable[[ActiveRun], bool] | None = None,
     ):
         self.state = state
         # Kills a run's child, or retires its thread (a thread cannot be stopped).
         self._replace = give_up
+        # --pool processes: whether a child runs a run still (its view here may be a little old).
+        self._still_running = still_running
         self.outages = outages
         self.run_jam_guard = run_jam_guard
         # Scripts Redis refuses on a queue (a corrupt key): logged when that begins, once a
@@ -160,9 +163,12 @@ class Keeper:
                 continue
             self.renewals_refused.recovered(name)
             for active, renewed in zip(actives, replies, strict=True):
-                # A run that already ended has its ack on the way, which may have landed
-                # first: the ack's reply, not this refusal, says how it went.
-                if renewed or not self.state.abandon(active, "its job was taken from it"):
+                # A run that already ended has its ack on the way, or made already by its
+                # child, which may have landed first: the ack, not this refusal, says how it
+                # went.
+                if renewed or (self._still_running and not self._still_running(active)):
+                    continue
+                if not self.state.abandon(active, "its job was taken from it"):
                     continue
                 logger.warning(
                     "%s %s: lease lost, the job was taken from this run (cancelled, or "

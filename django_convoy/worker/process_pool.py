@@ -120,15 +120,32 @@ class ProcessPool:
 
     def give_up(self, active: ActiveRun) -> None:
         """``active`` timed out or lost its lease: kill its child, if it is still running it (it
-        may have finished meanwhile: a child that moved on to the next job keeps it). Found by
-        the run itself: tokens count per queue, so another queue's child may hold an equal one."""
-        child = next((c for c in self.children if c.actives.get(active.run.token) is active), None)
-        if child is None or child.process is None:
-            return
-        view = child.slot.read()
-        running = view.running if view is not None else None
-        if view is None or (running is not None and running.token == active.run.token):
+        may have finished meanwhile: a child that moved on to the next job keeps it)."""
+        child = self._child_of(active)
+        if child is not None and self._runs(child, active):
             child.kill()
+
+    def still_running(self, active: ActiveRun) -> bool:
+        """Whether a child runs ``active`` still, by its slot read now: the worker's view of it
+        may be ``WATCH_SECONDS`` old, and a run its child acked meanwhile has its renewal
+        refused for that ack, not because its lease was lost."""
+        child = self._child_of(active)
+        return child is not None and self._runs(child, active)
+
+    def _child_of(self, active: ActiveRun) -> PoolChild | None:
+        """The child holding ``active``: found by the run itself, as tokens count per queue and
+        another queue's child may hold an equal one."""
+        child = next((c for c in self.children if c.actives.get(active.run.token) is active), None)
+        return child if child is not None and child.process is not None else None
+
+    @staticmethod
+    def _runs(child: PoolChild, active: ActiveRun) -> bool:
+        """Whether ``child``'s slot says it runs ``active`` (a slot it was killed half-way
+        through writing says it might)."""
+        view = child.slot.read()
+        if view is None:
+            return True
+        return view.running is not None and view.running.token == active.run.token
 
     def kill_running(self) -> None:
         """Kill the children still running a job (shutdown, once their runs are handed back)."""

@@ -78,7 +78,8 @@ class Worker:
         self.executors = Executors(self.state, self._start, self._wake_keeper)
         self.pool = ProcessPool(self.state, burst, self._wake_keeper) if pool != "threads" else None
         give_up = self.executors.replace if self.pool is None else self.pool.give_up
-        self.keeper = Keeper(self.state, give_up, self.claimer.outages, jam_guard)
+        still_running = self.pool.still_running if self.pool is not None else None
+        self.keeper = Keeper(self.state, give_up, self.claimer.outages, jam_guard, still_running)
         self.reporter = Reporter(self.state, self.claimer)
 
     @property
