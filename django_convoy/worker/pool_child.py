@@ -47,7 +47,7 @@ PERMIT_WAIT_SECONDS = 1.0  # a child killed while holding the permits' lock must
 # last claim got all it asked for), a child claims AHEAD runs more than it runs at once, so
 # that the claim's fixed cost is shared; runs claimed ahead of a job that outlives
 # HAND_BACK_AFTER_SECONDS go back to the queue (the child's watch thread), unstarted.
-AHEAD, SHORT_JOB_SECONDS, HAND_BACK_AFTER_SECONDS = 3, 0.01, 0.1
+AHEAD, SHORT_JOB_SECONDS, HAND_BACK_AFTER_SECONDS = 15, 0.01, 0.1
 
 
 @dataclass
