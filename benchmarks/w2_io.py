@@ -72,7 +72,8 @@ SLICE = 1000  # W1-io: calls of one API between switches to the next
 NOT_THEIRS = ("info", "config|resetstat")  # commands only the benchmark sends
 HUEY_LABEL = "huey"
 CONVOY_DRAIN = ("--concurrency 16", "--concurrency 32", "--pool processes --concurrency 4")
-CONVOY_PROCESSES = ("--processes 2", "--processes 4")  # once convoy_worker has --processes
+CONVOY_PROCESSES = ("--processes 2 --concurrency 32", "--processes 4 --concurrency 16")
+W3_CONVOY = "--pool processes --concurrency 4"  # the recommended worker for many short jobs
 
 
 # -- worker commands --------------------------------------------------------------------------
@@ -657,7 +658,9 @@ def main() -> None:
     )
     parser.add_argument("--huey-workers", type=int, default=4, help="huey_consumer -w")
     parser.add_argument(
-        "--w3-convoy", default="", help="W3-io's convoy_worker arguments (default: none)"
+        "--w3-convoy",
+        default=W3_CONVOY,
+        help=f"W3-io's convoy_worker arguments (default: {W3_CONVOY!r}, the recommended worker)",
     )
     parser.add_argument("--latency-jobs", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0, help="W3-io jobs per second")
