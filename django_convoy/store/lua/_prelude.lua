@@ -136,11 +136,11 @@ end
 -- pairs stay whole): a few calls per script, not one per job.
 local CHUNK = 1000
 
--- HMGET of many fields (a missing one: false).
-local function hmget_all(key, fields)
+-- HMGET of many fields, or ZMSCORE of many members (a missing one: false).
+local function read_all(command, key, fields)
   local out = {}
   for s = 1, #fields, CHUNK do
-    local got = redis.call('HMGET', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
+    local got = redis.call(command, key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
     for k = 1, #got do out[s + k - 1] = got[k] end
   end
   return out
@@ -380,21 +380,13 @@ local function may_start(flow, group, now)
   return true
 end
 
--- A run of a grouped job started (claim_flow, hand_over) or ended (end_group_run).
-local function count_group_run(group, n)
-  redis.call('ZINCRBY', K.groups, n, group)
-end
 
--- A run of id stopped: its group's slot comes back, and a group parked at its cap takes a turn
--- again (and an idle worker is woken for it). Before the record goes (release).
--- group: the job's group, if the caller read it already (false: it has none).
-local function end_group_run(id, now, group)
-  if group == nil then group = group_of(id) end
-  if not group then return end
-  local busy = tonumber(redis.call('ZINCRBY', K.groups, -1, group))
-  -- A group in the ring is not parked (it is in one or the other), and has queued jobs: the
-  -- usual case with many groups costs this one lookup.
-  if redis.call('ZSCORE', K.ring, group) then return end
+-- Runs of group ended, busy its runs now: a group parked at its cap takes a turn again (and an
+-- idle worker is woken for it); one with nothing queued or running is forgotten. in_ring: it is
+-- in the ring, so not parked (a group is in one or the other) and with queued jobs: nothing to
+-- do, the usual case with many groups.
+local function group_runs_ended(group, busy, in_ring, now)
+  if in_ring then return end
   local parked = redis.call('ZSCORE', K.parked, group)
   if parked == 'inf' then
     redis.call('ZREM', K.parked, group)
@@ -403,6 +395,29 @@ local function end_group_run(id, now, group)
   end
   -- Its lane did not change: a group parked has queued jobs, and stays.
   if busy <= 0 and not parked then group_settle(group, now) end
+end
+
+-- A run of id stopped: its group's slot comes back (group_runs_ended). Before the record goes
+-- (release).
+local function end_group_run(id, now)
+  local group = group_of(id)
+  if not group then return end
+  local busy = tonumber(redis.call('ZINCRBY', K.groups, -1, group))
+  group_runs_ended(group, busy, redis.call('ZSCORE', K.ring, group), now)
+end
+
+-- Runs of many jobs stopped (ack_runs): ended[group] runs of each group of groups. Their counts
+-- are read and written once for all (ZMSCORE, ZADD), and the ring looked up once.
+local function end_group_runs(groups, ended, now)
+  if #groups == 0 then return end
+  local busy, in_ring = read_all('ZMSCORE', K.groups, groups), read_all('ZMSCORE', K.ring, groups)
+  local counts = {}
+  for k, group in ipairs(groups) do
+    busy[k] = (tonumber(busy[k]) or 0) - ended[group]
+    counts[#counts + 1], counts[#counts + 2] = int(busy[k]), group
+  end
+  call_all('ZADD', K.groups, counts)
+  for k, group in ipairs(groups) do group_runs_ended(group, busy[k], in_ring[k], now) end
 end
 
 -- seq: a sequence number the caller took already (add takes a block per call), else the next.
@@ -619,7 +634,7 @@ local function hand_over(id, body, priority, now, token, request, score, unheld,
   write_job(id, {enqueued = now, attempts = 0, jams = 0, priority = priority, body = body})
   write_run(id, token, now, 1, worker)
   redis.call('ZADD', K.processing, int(now + lease), id)
-  if group then count_group_run(group, 1) end
+  if group then redis.call('ZINCRBY', K.groups, 1, group) end -- its run counts
   observe('wait', 0)
   -- The inbox lives no longer than its first run's lease, so no run in it outlives its own: a
   -- worker that pops one too late (stalled, or dead) never starts a run the jam guard took back.
@@ -834,24 +849,22 @@ local function take_turns(n, flow, now, taken)
       if not plain then break end
       take_plain()
     else
-      local again, gone, parked, ids, members = {}, {}, {}, {}, {}
+      local again, gone, parked, ids, members, counts = {}, {}, {}, {}, {}, {}
+      -- The heads' runs, read once for the pass (a head is in it once) and written once.
+      local names = {}
+      for i = 1, #heads, 2 do names[#names + 1] = heads[i] end
+      local busy = read_all('ZMSCORE', K.groups, names)
       for i = 1, #heads, 2 do
         if #taken >= 2 * n then break end
-        local group = heads[i]
+        local group, runs = heads[i], tonumber(busy[(i + 1) / 2]) or 0
         if plain and plain_turn < tonumber(heads[i + 1]) then take_plain() end
         if #taken >= 2 * n then break end
-        local free, tat, counted = 1, nil, false
-        -- Counting the run first is the cap check too: one command when the group has room.
-        if cap then
-          counted = true
-          if tonumber(redis.call('ZINCRBY', K.groups, 1, group)) > cap then
-            redis.call('ZINCRBY', K.groups, -1, group)
-            free, counted = 0, false
-            parked[#parked + 1] = '+inf'
-            parked[#parked + 1] = group
-          end
-        end
-        if free > 0 and group_interval then
+        local free, tat = 1, nil
+        if cap and runs >= cap then
+          free = 0
+          parked[#parked + 1] = '+inf'
+          parked[#parked + 1] = group
+        elseif group_interval then
           free, tat = bucket('tat:' .. group, group_interval, flow.group_burst, now)
           if free < 1 then
             local at = math.ceil(tat - (flow.group_burst - 1) * group_interval)
@@ -861,12 +874,11 @@ local function take_turns(n, flow, now, taken)
         end
         local lane = free > 0 and lane_head(group, 2) or {}
         if free < 1 or #lane == 0 then -- parked, or (by the schema, never) a lane emptied
-          if counted then redis.call('ZINCRBY', K.groups, -1, group) end
           gone[#gone + 1] = group
         else
           local id = string.sub(lane[1], #group + 19)
           members[#members + 1], ids[#ids + 1] = lane[1], id
-          if not counted then count_group_run(group, 1) end
+          counts[#counts + 1], counts[#counts + 2] = int(runs + 1), group
           if tat then spend('tat:' .. group, tat, 1, group_interval, flow.group_burst) end
           if #lane > 1 then
             turn = turn + 1
@@ -879,6 +891,7 @@ local function take_turns(n, flow, now, taken)
           taken[at + 1], taken[at + 2] = id, string.sub(lane[1], #group + 2, #group + 17)
         end
       end
+      call_all('ZADD', K.groups, counts)
       if #members > 0 then
         redis.call('ZREM', K.lanes, unpack(members))
         redis.call('ZREM', K.grouped, unpack(ids))
@@ -980,7 +993,7 @@ local function claim_jobs(max_jobs, worker, lease, promote_limit, idle_ms, flow_
   -- Their records read in one HMGET, their runs and deadlines written in one HSET and one ZADD.
   local ids, records, deadlines = {}, {}, {}
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
-  local raws = hmget_all(K.jobs, ids)
+  local raws = read_all('HMGET', K.jobs, ids)
   for k, id in ipairs(ids) do
     local m = parse_job(raws[k] or '')
     if m.attempts == 0 then observe('wait', now - m.enqueued) end -- a job's first run
@@ -1026,9 +1039,10 @@ local function ack_runs(first, now)
   local processed = 0
   local ids = {}
   for i = first, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-  local runs = hmget_all(K.run, ids)
-  local groups = groups_used() and hmget_all(K.group, ids) or {}
+  local runs = read_all('HMGET', K.run, ids)
+  local groups = groups_used() and read_all('HMGET', K.group, ids) or {}
   local stopped, released = {}, {}
+  local ended_groups, ended = {}, {} -- the groups of the runs that ended, and how many of each
   -- Reruns pending and holds (hold_for) are usually none: one EXISTS for both, which skips a
   -- lookup per run of each; a second only when one of them is there.
   local reruns, holds = false, false
@@ -1049,7 +1063,11 @@ local function ack_runs(first, now)
     -- it) and the first step of stopping the run, in one command.
     if run and held == token and redis.call('ZREM', K.processing, id) == 1 then
       stopped[#stopped + 1] = id
-      end_group_run(id, now, groups[k] or false)
+      local group = groups[k]
+      if group then
+        if not ended[group] then ended_groups[#ended_groups + 1], ended[group] = group, 0 end
+        ended[group] = ended[group] + 1
+      end
       processed = processed + 1
       observe('duration', now - (tonumber(started) or now))
       if reruns and queue_pending_rerun(id, now) then
@@ -1064,6 +1082,7 @@ local function ack_runs(first, now)
       refused = refused + 1
     end
   end
+  end_group_runs(ended_groups, ended, now)
   call_all('HDEL', K.run, stopped)
   call_all('HDEL', K.jobs, released)
   if errors then call_all('HDEL', K.errors, released) end
