@@ -167,9 +167,8 @@ class ConvoyQueue:
         options: AddOptions,
         group: str = "",
     ) -> list[AddResult]:
-        """Add jobs whose ids, payload JSON, options and group were checked already
-        (``add_encoded``; a task, which checks its options once, not on every ``enqueue``);
-        ``prefix``: their bodies' start (``store.body_prefix``)."""
+        """Add jobs whose ids, payloads, options and group were checked (``add_encoded``, or a
+        task, once for all its enqueues); ``prefix``: their bodies' start (``body_prefix``)."""
         with tracing.adding(self.name, ids) as (head, traced):
             pairs: list[str] = []
             # head: "{", or '{"trace":{...},' to carry the add's context (tracing.py).
@@ -181,17 +180,7 @@ class ConvoyQueue:
                 AddResult(job_id, *reply) for job_id, reply in zip(ids, replies, strict=True)
             ]
             traced(results)
-        if signals.job_added.receivers:
-            for result in results:
-                signals.send(
-                    signals.job_added,
-                    ConvoyQueue,
-                    queue=self.name,
-                    job_id=result.id,
-                    added=result.added,
-                    state=result.state,
-                    rerun=result.rerun,
-                )
+        signals.announce_added(ConvoyQueue, self.name, results)
         return results
 
     # -- reading ----------------------------------------------------------------------------

@@ -25,9 +25,13 @@ in Redis before any signal is sent.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.dispatch import Signal
+
+if TYPE_CHECKING:
+    from .store import AddResult
 
 job_added = Signal()
 job_started = Signal()
@@ -40,3 +44,19 @@ def send(signal: Signal, sender: Any, **kwargs: Any) -> None:
     ``send_robust``, on the ``django.dispatch`` logger) and goes no further."""
     if signal.receivers:  # the usual case, no receiver, costs this check alone
         signal.send_robust(sender, **kwargs)
+
+
+def announce_added(sender: Any, queue: str, results: Iterable[AddResult]) -> None:
+    """Send ``job_added`` for each result of an add (accepted or not)."""
+    if not job_added.receivers:
+        return
+    for result in results:
+        send(
+            job_added,
+            sender,
+            queue=queue,
+            job_id=result.id,
+            added=result.added,
+            state=result.state,
+            rerun=result.rerun,
+        )
