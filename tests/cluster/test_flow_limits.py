@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.faults import checker, flow
+from tests.faults import flow
 from tests.faults.cluster import Processes
 from tests.faults.queues import FAULT_QUEUES
 
@@ -52,16 +52,9 @@ def test_limits_hold_exactly_on_every_primary(cluster_world, limited):
     ids, seconds = flow.run_load(processes, queues, loads, [()] * WORKERS, waiting=0)
     runs = processes.runs()
     found = {limit: flow.figures(queues[name], runs) for limit, name in names.items()}
-    checker.report(
-        f"flow control on a Redis Cluster, {WORKERS} workers",
-        seconds=round(seconds, 1),
-        jobs=len(ids),
-        jobs_lost=len(checker.lost(ids, runs, set())),
-        reruns=len(runs) - len(ids),
-        **{limit.replace("-", "_"): figures for limit, figures in found.items()},
+    flow.report_load(
+        f"flow control on a Redis Cluster, {WORKERS} workers", ids, runs, seconds, found
     )
-    assert not checker.lost(ids, runs, set())
-    assert checker.completed_ids(runs) == set(ids)
     # Each queue carries its limit here as in the workers (else the checks below would pass
     # for want of anything to check).
     assert "peaks" in found["flow-groups"]

@@ -5,9 +5,22 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import redis
+
+from django_convoy.testing.servers import RedisServer
 
 from .checker import REPORTED
 from .cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def model_client(tmp_path_factory):
+    """A client of a redis-server of the module's own, for the model tests."""
+    server = RedisServer(directory=tmp_path_factory.mktemp("model-redis")).start()
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    yield client
+    client.close()
+    server.stop()
 
 
 @pytest.fixture

@@ -165,3 +165,20 @@ def assert_limits_held(queue: Queue, found: dict, *, met: bool = True) -> None:
         assert max(busiest.values()) <= limit.burst + limit.count, found
         if met:
             assert min(busiest.values()) >= limit.count, found
+
+
+def report_load(
+    title: str, ids: list[str], runs: list[RunRecord], seconds: float, found: dict
+) -> None:
+    """Report a load's figures (``found``: each queue's, from ``figures``) and check that every
+    job of it ran to the end, none lost."""
+    checker.report(
+        title,
+        seconds=round(seconds, 1),
+        jobs=len(ids),
+        jobs_lost=len(checker.lost(ids, runs, set())),
+        reruns=len(runs) - len(ids),
+        **{name.replace("-", "_"): figures for name, figures in found.items()},
+    )
+    assert not checker.lost(ids, runs, set())
+    assert checker.completed_ids(runs) == set(ids)

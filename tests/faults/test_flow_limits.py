@@ -56,16 +56,9 @@ def test_limits_hold_exactly_across_worker_processes(cluster: Cluster, pool: str
     ids, seconds = flow.run_load(cluster, queues, LOADS[pool], WORKERS[pool], WAITING[pool])
     runs = cluster.runs()
     found = {name: flow.figures(queue, runs) for name, queue in queues.items()}
-    checker.report(
-        f"11c flow control, {len(WORKERS[pool])} workers on {pool}",
-        seconds=round(seconds, 1),
-        jobs=len(ids),
-        jobs_lost=len(checker.lost(ids, runs, set())),
-        reruns=len(runs) - len(ids),
-        **{name.replace("-", "_"): figures for name, figures in found.items()},
+    flow.report_load(
+        f"11c flow control, {len(WORKERS[pool])} workers on {pool}", ids, runs, seconds, found
     )
-    assert not checker.lost(ids, runs, set())
-    assert checker.completed_ids(runs) == set(ids)
     for name, queue in queues.items():
         flow.assert_limits_held(queue, found[name])
 

@@ -15,13 +15,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import redis
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, multiple, rule
 
 from django_convoy.limits import RateLimit
 from django_convoy.queue import Queue
-from django_convoy.testing.servers import RedisServer
 
 from .test_model import CONFIG, IDS, PAYLOADS, PRIORITIES, QueueModel, Run, run_state_machine
 
@@ -32,15 +30,6 @@ FLOW_CONFIG = replace(
 )
 GROUPS = st.sampled_from([None, "g1", "g2"])
 EMPTY_FOR_AGES_MS = 2 * 10**6 * 3_600_000
-
-
-@pytest.fixture(scope="module")
-def flow_client(tmp_path_factory):
-    server = RedisServer(directory=tmp_path_factory.mktemp("flow-model-redis")).start()
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    yield client
-    client.close()
-    server.stop()
 
 
 class FlowModel(QueueModel):
@@ -187,12 +176,12 @@ class FlowModel(QueueModel):
             assert groups.get(group) == (busy if queued or busy else None)
 
 
-def test_flow_control_matches_its_model_under_random_operations(flow_client):
-    FlowModel.client = flow_client
+def test_flow_control_matches_its_model_under_random_operations(model_client):
+    FlowModel.client = model_client
     run_state_machine(FlowModel, max_examples=50, steps=40)
 
 
 @pytest.mark.slow
-def test_soak_flow_control_matches_its_model(flow_client):
-    FlowModel.client = flow_client
+def test_soak_flow_control_matches_its_model(model_client):
+    FlowModel.client = model_client
     run_state_machine(FlowModel, max_examples=500, steps=60)

@@ -36,7 +36,6 @@ from django_convoy.queue import Queue
 from django_convoy.store import Run as StoreRun
 from django_convoy.store.keys import inbox_key
 from django_convoy.store.records import RunRecord
-from django_convoy.testing.servers import RedisServer
 
 from . import checker
 
@@ -75,15 +74,6 @@ class Run:
     id: str
     token: str
     attempt: int
-
-
-@pytest.fixture(scope="module")
-def model_client(tmp_path_factory):
-    server = RedisServer(directory=tmp_path_factory.mktemp("model-redis")).start()
-    client = redis.Redis.from_url(server.url, decode_responses=True)
-    yield client
-    client.close()
-    server.stop()
 
 
 class QueueModel(RuleBasedStateMachine):
