@@ -820,7 +820,7 @@ end
 -- The groups' turns: take up to n jobs for a claim, one per turn, into taken (id, score pairs as
 -- ZPOPMIN returns them). The ring's head (the group whose turn is oldest) gives its lane's first
 -- job and goes to the back; the ungrouped jobs (queued) take turns as one more group. A group at
--- its cap is parked until one of its runs ends (end_group_run), one out of tokens until its
+-- its cap is parked until one of its runs ends (group_runs_ended), one out of tokens until its
 -- bucket has one (claims bring it back then). The ring is read a claim's worth of heads at a
 -- time, and written once per pass: a claim of n jobs costs a few commands per job.
 local function take_turns(n, flow, now, taken)
