@@ -7,9 +7,11 @@ rate
     burst is spent (mean and the range of whole seconds), and the most starts any window held
     beyond the rate's share of it (must be <= the burst, 500). Target: 500 +- 1% per second.
 groups
-    W2's drain of ``--jobs`` no-op jobs by one worker process (``--concurrency``), rounds
-    alternating: queue ``bench`` (no limits, no groups) against ``flow-groups``
-    (``GROUP_CONCURRENCY`` 1) with the jobs spread over 1,000 groups. Target: within 20%.
+    W2's drain of ``--jobs`` jobs by one ``convoy_worker`` (``--worker``'s options; default
+    ``--concurrency 16``), rounds alternating: queue ``bench`` (no limits, no groups) against
+    ``flow-groups`` (``GROUP_CONCURRENCY`` 1) with the jobs spread over 1,000 groups. ``--job
+    noop`` (W2: the queue's own cost, nothing to hide it) or ``io`` (W2-io: one INCR per job, as
+    ``w2_io.py``). Target: within 20%.
 fairness
     Tenant A's 10,000 jobs are queued, then tenant B's 10, in ``flow-groups``; one worker
     (concurrency 1) drains them. Figure: when B's last job started, against when A's 20th did.
@@ -19,6 +21,7 @@ fairness
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from typing import Any
 
@@ -26,6 +29,7 @@ from benchmarks.common import WorkerProcess, client_for, flush, progress, script
 
 RATE, BURST = 500, 500
 BODY = '{"args":[],"kwargs":{}}'
+IO_BODY = '{"args":[0],"kwargs":{}}'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, default=4, help="rate: worker processes")
     parser.add_argument("--jobs", type=int, default=20_000, help="groups: jobs per drain")
     parser.add_argument("--groups", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=16, help="groups: worker slots")
+    parser.add_argument(
+        "--worker",
+        action="append",
+        help="groups: convoy_worker's options, once per worker to measure "
+        "(default: --worker='--concurrency 16')",
+    )
+    parser.add_argument("--job", choices=("noop", "io"), default="noop", help="groups: the job")
 
 
 def _starts(client: Any) -> list[tuple[int, str]]:
@@ -116,7 +126,9 @@ def rate(url: str, options: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _drain(url: str, queue_name: str, task: str, options: argparse.Namespace) -> float:
+def _drain(url: str, queue_name: str, options: argparse.Namespace, worker: str) -> float:
+    """Jobs per second a worker started with ``worker``'s options drains ``queue_name`` at."""
+    from benchmarks import tasks
     from django_convoy import get_queue
 
     client = client_for(url)
@@ -124,34 +136,48 @@ def _drain(url: str, queue_name: str, task: str, options: argparse.Namespace) ->
     queue = get_queue(queue_name)
     queue.pause()
     grouped = queue_name == "flow-groups"
+    task = {
+        ("noop", False): tasks.noop,
+        ("noop", True): tasks.group_noop,
+        ("io", False): tasks.io_incr,
+        ("io", True): tasks.group_io_incr,
+    }[options.job, grouped]
+    body = BODY if options.job == "noop" else IO_BODY
     per_group = options.jobs // options.groups if grouped else options.jobs
     for g in range(options.groups if grouped else 1):
-        entries = [(f"j{g}-{i}", BODY) for i in range(per_group)]
-        queue.add_encoded(task, entries, group=f"tenant-{g}" if grouped else None)
-    with WorkerProcess(url, queue_name, options.concurrency) as worker:
-        worker.wait_registered(client)
+        entries = [(f"j{g}-{i}", body) for i in range(per_group)]
+        queue.add_encoded(task.name, entries, group=f"tenant-{g}" if grouped else None)
+    jobs = per_group * (options.groups if grouped else 1)
+    with WorkerProcess(url, queue_name, options=shlex.split(worker)) as process:
+        process.wait_registered(client)
         _resume(client, queue)
-        seconds = _wait_processed(
-            client, queue, per_group * (options.groups if grouped else 1), 600
-        )
-    return per_group * (options.groups if grouped else 1) / seconds
+        seconds = _wait_processed(client, queue, jobs, 600)
+    return jobs / seconds
 
 
 def groups(url: str, options: argparse.Namespace) -> dict[str, Any]:
-    """W2 with GROUP_CONCURRENCY 1 over 1,000 groups against W2 without limits."""
-    from benchmarks.tasks import group_noop, noop
-
-    found: dict[str, list[float]] = {"unlimited": [], "groups": []}
-    for _ in range(options.repeat):
-        found["unlimited"].append(_drain(url, "bench", noop.name, options))
-        progress(f"  W2 unlimited: {found['unlimited'][-1]:,.0f} jobs/s")
-        found["groups"].append(_drain(url, "flow-groups", group_noop.name, options))
-        progress(
-            f"  W2 {options.groups} groups, GROUP_CONCURRENCY 1: {found['groups'][-1]:,.0f} jobs/s"
-        )
-    unlimited, capped = (sorted(v)[len(v) // 2] for v in found.values())
-    progress(f"  W2 groups vs unlimited: {capped / unlimited:.1%} (medians)")
-    return {"unlimited_jobs_per_s": unlimited, "groups_jobs_per_s": capped}
+    """W2 with GROUP_CONCURRENCY 1 over 1,000 groups against W2 without limits, per worker."""
+    result: dict[str, Any] = {}
+    for worker in options.worker or ["--concurrency 16"]:
+        progress(f"  convoy_worker {worker}, {options.job} jobs:")
+        found: dict[str, list[float]] = {"unlimited": [], "groups": []}
+        for _ in range(options.repeat):
+            found["unlimited"].append(_drain(url, "bench", options, worker))
+            progress(f"    W2 unlimited: {found['unlimited'][-1]:,.0f} jobs/s")
+            found["groups"].append(_drain(url, "flow-groups", options, worker))
+            progress(
+                f"    W2 {options.groups} groups, GROUP_CONCURRENCY 1: "
+                f"{found['groups'][-1]:,.0f} jobs/s"
+            )
+        unlimited, capped = (sorted(v)[len(v) // 2] for v in found.values())
+        progress(f"    W2 groups vs unlimited: {capped / unlimited:.1%} (medians)")
+        result[worker] = {
+            "unlimited_jobs_per_s": unlimited,
+            "groups_jobs_per_s": capped,
+            "ratio": capped / unlimited,
+            "rounds": found,
+        }
+    return result
 
 
 def _started_enough(starts: list[tuple[int, str]]) -> bool:

@@ -81,6 +81,12 @@ def group_noop() -> None:
 
 
 @convoy_task(queue="flow-groups")
+def group_io_incr(n: int) -> None:
+    """W2-io's job (one INCR), in a queue with GROUP_CONCURRENCY (flow_control.py)."""
+    io_job.incr()
+
+
+@convoy_task(queue="flow-groups")
 def tenant_probe(tenant: str, n: int) -> None:
     """Record when this run of ``tenant`` started (flow_control.py: fairness)."""
     recorder().rpush(STARTS_KEY, f"{time.monotonic_ns()} {tenant}")

@@ -4,13 +4,15 @@ It claims up to the free slots of each queue in one script call per queue, and b
 queues' wake lists when there is nothing to claim. A claim that leaves room asks to be handed
 the jobs added meanwhile (as many as there is room for), so it blocks on its inboxes too: a job
 added to an idle worker starts after the add's round trip alone. The reporter's acks claim
-through ``claim_with_acks``, under the same lock, so that ``max_jobs`` stays exact.
+through ``claim_with_acks``, under the same lock, so that ``max_jobs`` stays exact. While a
+queue's jobs are short, claims take runs ahead of the free slots (``ahead.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -21,6 +23,7 @@ from ..ids import shown
 from ..queue import ConvoyQueue
 from ..store import ClaimBatch, Run, wait_for_work
 from . import wake
+from .ahead import HAND_BACK_AFTER_SECONDS, ThreadsAhead
 from .backoff import Backoff, Outages
 from .state import ActiveRun, WorkerState
 
@@ -37,9 +40,11 @@ READING_KEYS = "reading the queue's keys"  # what Redis refuses when one of them
 class Claimer:
     """Claim runs for the worker and hand them to its executors."""
 
-    def __init__(self, state: WorkerState, burst: bool):
+    def __init__(self, state: WorkerState, burst: bool, wake_keeper: Callable[[float], None]):
         self.state = state
         self.burst = burst
+        self.ahead = ThreadsAhead(state.slots, enabled=state.max_jobs is None)
+        self._wake_keeper = wake_keeper  # to hand back runs claimed ahead that wait too long
         self.client = next(iter(state.queues.values())).client
         self.data_marks = DataMarkWatch()
         # Queues in several Redis Cluster slots: a waiter thread per queue instead of one
@@ -96,13 +101,15 @@ class Claimer:
         for name, q in state.queues.items():
             # One claim at a time, this loop's or the reporter's: max_jobs stays exact.
             with state.claiming:
-                free = state.claimable(name, state.slots[name] - state.busy[name])
+                room = state.slots[name] - state.busy[name]
+                free = state.claimable(name, room + self.ahead.extra(name))
                 if free <= 0:
                     continue
-                any_free = True
+                any_free = any_free or room > 0
                 batch = self._claim(name, q, free)
                 if batch is None:
                     continue
+                self.ahead.claimed(name, free, len(batch.runs))
                 self._accept(q, batch)
             if batch.next_due_ms is not None:
                 due_in = max(0.0, (batch.next_due_ms - batch.now_ms) / 1000)
@@ -139,12 +146,16 @@ class Claimer:
         return batch
 
     def claim_with_acks(self, q: ConvoyQueue, finished: list[ActiveRun]) -> tuple[list[int], bool]:
-        """Ack ``finished`` runs; while there may be more work, claim as many runs in the same
-        call, their slots passing straight on. Return the acks' replies, and whether it claimed."""
+        """Ack ``finished`` runs; while there may be more work, claim in the same call as many
+        runs as there is room for (``finished``'s slots, which pass straight on, the free ones,
+        and those claimed ahead). Return the acks' replies, and whether it claimed."""
         fences = [active.fence for active in finished]
         state = self.state
         with state.claiming:
-            wanted = state.claimable(q.name, sum(active.slot_held for active in finished))
+            with state.lock:
+                room = state.slots[q.name] - state.busy[q.name]
+                room += sum(active.slot_held for active in finished)
+            wanted = state.claimable(q.name, room + self.ahead.extra(q.name))
             if wanted and not (self.outages is not None and self.outages.skipping(q.name)):
                 try:
                     replies, batch = q.ack_and_claim(
@@ -157,6 +168,7 @@ class Claimer:
                 except RedisUnavailable:
                     state.unsure.add(q.name)  # the claim's runs may be held, unknown to us
                     raise
+                self.ahead.claimed(q.name, wanted, len(batch.runs))
                 self._accept(q, batch, finished)
                 return replies, True
         return q.ack(fences), False
@@ -197,6 +209,42 @@ class Claimer:
     def _dispatch(self, q: ConvoyQueue, runs: list[Run], finished: list[ActiveRun]) -> None:
         for active in self.state.track(q.name, runs, finished):
             self.state.work.put(active)
+        if runs and self.state.busy[q.name] > self.state.slots[q.name]:  # some wait: ahead
+            self._wake_keeper(time.monotonic() + HAND_BACK_AFTER_SECONDS)
+
+    def hand_back_waiting(self, now: float) -> float | None:
+        """Hand back the runs claimed ahead that still wait for an executor
+        HAND_BACK_AFTER_SECONDS after their claim: the jobs ahead of them turned out long
+        (``ahead.py``). Return when to look again (monotonic; None: nothing waits). The
+        keeper's, on its thread."""
+        state = self.state
+        late: dict[str, list[ActiveRun]] = {}
+        look_again: float | None = None
+        with state.lock:  # as an executor begins a run under it: begun or handed back, not both
+            ahead = {name: state.busy[name] - state.slots[name] for name in state.slots}
+            waiting = [
+                a
+                for a in state.runs.values()
+                if ahead[a.run.queue] > 0
+                and a.executing
+                and not (a.began or a.abandoned)
+                and a.child is None
+            ]
+            for active in sorted(waiting, key=lambda a: a.started, reverse=True):
+                name, due = active.run.queue, active.started + HAND_BACK_AFTER_SECONDS
+                if due > now:
+                    look_again = due if look_again is None else min(look_again, due)
+                elif ahead[name] > 0:
+                    ahead[name] -= 1
+                    active.abandoned = "claimed ahead of longer jobs: handed back unstarted"
+                    late.setdefault(name, []).append(active)
+        for name, actives in late.items():
+            self.ahead.turned_long(name)
+            for active in actives:
+                active.lost.set()
+                state.free_slot(active)  # it never begins: its executor skips it
+            self.hand_back_unstarted(state.queues[name], [a.run for a in actives])
+        return look_again
 
     # -- waiting ------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ script must not stop the others' renewals: a lapsed lease means the same job on 
 While Redis is unreachable it retries at least every LEASE / 6, so that its renewals land
 within the lease the jam guards hold recoveries for once Redis is back (``contact.py``).
 A run whose lease was lost is given up at once: its child is killed (``--pool processes``) or
-its thread retired, and its slot goes to a fresh executor.
+its thread retired, and its slot goes to a fresh executor. With threads, it also hands back the
+runs claimed ahead that wait for an executor too long (``ahead.py``).
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ class Keeper:
         outages: Outages | None,
         run_jam_guard: bool,
         still_running: Callable[[ActiveRun], bool] | None = None,
+        hand_back_waiting: Callable[[float], float | None] | None = None,
     ):
         self.state = state
         # Kills a run's child, or retires its thread (a thread cannot be stopped).
         self._replace = give_up
         # --pool processes: whether a child runs a run still (its view here may be a little old).
         self._still_running = still_running
+        # Threads: hands back runs claimed ahead that wait too long; when to look again.
+        self._hand_back_waiting = hand_back_waiting
         self.outages = outages
         self.run_jam_guard = run_jam_guard
         # Scripts Redis refuses on a queue (a corrupt key): logged when that begins, once a
@@ -82,6 +86,7 @@ class Keeper:
         while not self.stop.is_set():
             now = time.monotonic()
             self._time_out_overdue(now)
+            waiting_due = self._hand_back_waiting(now) if self._hand_back_waiting else None
             if now >= next_keep:
                 try:
                     with self.contact.call():
@@ -102,7 +107,7 @@ class Keeper:
                     for a in state.runs.values()
                     if a.deadline is not None and a.executing and not a.abandoned
                 ]
-            self._due = min([next_keep, *deadlines])
+            self._due = min([next_keep, *deadlines, *([waiting_due] if waiting_due else [])])
             self._wake.wait(max(0.0, self._due - time.monotonic()))
             self._wake.clear()
 

@@ -33,6 +33,7 @@ from ..exceptions import RedisFull, RedisUnavailable
 from ..health import DataMarkWatch
 from ..ids import shown
 from ..store import ClaimBatch, Run, wait_for_work
+from .ahead import AHEAD, HAND_BACK_AFTER_SECONDS, all_short
 from .backoff import Backoff
 from .claimer import HAND_OFF_WAIT_MS, IDLE_BLOCK_SECONDS, READING_KEYS
 from .execution import execute, finished
@@ -43,11 +44,6 @@ from .slot import ACKING, REPORTING, Slot
 logger = logging.getLogger("django_convoy.worker")
 
 PERMIT_WAIT_SECONDS = 1.0  # a child killed while holding the permits' lock must not hang the rest
-# Claiming ahead: while a queue's jobs are short (each under SHORT_JOB_SECONDS) and deep (the
-# last claim got all it asked for), a child claims AHEAD runs more than it runs at once, so
-# that the claim's fixed cost is shared; runs claimed ahead of a job that outlives
-# HAND_BACK_AFTER_SECONDS go back to the queue (the child's watch thread), unstarted.
-AHEAD, SHORT_JOB_SECONDS, HAND_BACK_AFTER_SECONDS = 15, 0.01, 0.1
 
 
 @dataclass
@@ -216,7 +212,7 @@ class SlotWorker:
             self.slot.start(run, self.q.timeout_of(run))
             self.running_since = time.monotonic()
         error, final, seconds = execute(run, self.id)
-        self.ahead_ok = seconds < SHORT_JOB_SECONDS
+        self.ahead_ok = all_short([seconds])
         with self.lock:
             self.running_since = None
             self.slot.ended(run, ACKING if error is None else REPORTING)
@@ -267,7 +263,7 @@ class SlotWorker:
                     self.runs.append(run)
 
     def _watch_ahead(self) -> None:
-        """Hand back the runs claimed ahead of a job that turned out long (module constants)."""
+        """Hand back the runs claimed ahead of a job that turned out long (``ahead.py``)."""
         while True:
             time.sleep(HAND_BACK_AFTER_SECONDS / 2)
             with self.lock:

@@ -111,9 +111,15 @@ class Reporter:
         acks: dict[str, list[Outcome]] = {}
         unreported: list[Outcome] = []
         failure: RedisUnavailable | None = None
+        for name in {outcome.active.run.queue for outcome in batch}:
+            self.claimer.ahead.observed(
+                name, [o.seconds for o in batch if o.active.run.queue == name and o.active.began]
+            )
         for outcome in batch:
             active = outcome.active
-            if active.abandoned:
+            if active.abandoned and not active.began:  # handed back unstarted: nothing to tell
+                state.forget(active)
+            elif active.abandoned:
                 logger.warning(
                     "%s %s: outcome not reported, %s (%.1f ms)",
                     active.run.queue,

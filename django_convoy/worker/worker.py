@@ -74,12 +74,16 @@ class Worker:
         self.state = WorkerState(self.id, by_name, slots, max_jobs)
         self.grace = grace
         self._threads: list[threading.Thread] = []
-        self.claimer = Claimer(self.state, burst)
+        self.claimer = Claimer(self.state, burst, self._wake_keeper)
         self.executors = Executors(self.state, self._start, self._wake_keeper)
         self.pool = ProcessPool(self.state, burst, self._wake_keeper) if pool != "threads" else None
         give_up = self.executors.replace if self.pool is None else self.pool.give_up
         still_running = self.pool.still_running if self.pool is not None else None
-        self.keeper = Keeper(self.state, give_up, self.claimer.outages, jam_guard, still_running)
+        # Runs claimed ahead wait for executors: threads only (a pool's children watch their own).
+        waiting = self.claimer.hand_back_waiting if self.pool is None else None
+        self.keeper = Keeper(
+            self.state, give_up, self.claimer.outages, jam_guard, still_running, waiting
+        )
         self.reporter = Reporter(self.state, self.claimer)
 
     @property

@@ -1,0 +1,66 @@
+"""A threads worker claims ahead of its slots while its queue's jobs are short (worker/ahead.py),
+and hands back the runs claimed ahead of jobs that turn out long."""
+
+import time
+
+from django_convoy import get_queue
+from django_convoy.queue import Queue
+from django_convoy.worker import Worker
+from django_convoy.worker.ahead import HAND_BACK_AFTER_SECONDS
+from tests.helpers import ThreadedWorker, job_state, test_log, wait_until
+from tests.jobs import tasks
+
+
+def test_short_jobs_in_a_deep_queue_are_claimed_ahead_but_run_no_more_than_the_slots(
+    monkeypatch,
+):
+    claimed: list[int] = []
+    real = Queue.ack_and_claim
+
+    def counting(self, *args, **kwargs):
+        acks, batch = real(self, *args, **kwargs)
+        claimed.append(len(batch.runs))
+        return acks, batch
+
+    monkeypatch.setattr(Queue, "ack_and_claim", counting)
+    for i in range(60):
+        tasks.add.enqueue(i, 1)
+    Worker(["default"], concurrency=2, burst=True).run()
+    assert max(claimed) > 2  # more than the slots its acks freed: ahead
+    stats = get_queue("default").stats()
+    assert (stats["processed_total"], stats["failed_total"], stats["queued"]) == (60, 0, 0)
+
+
+def test_runs_claimed_ahead_of_a_long_job_go_back_to_the_queue_unstarted():
+    for i in range(30):
+        tasks.add.enqueue(i, 1)
+    tasks.record.enqueue("long", 1.5)
+    behind = [tasks.add.enqueue(i, 2).id for i in range(5)]
+    queue = get_queue("default")
+    with ThreadedWorker("default", concurrency=1):
+        wait_until(lambda: any(e.startswith("start rec-long") for e in test_log()), timeout=10)
+        time.sleep(HAND_BACK_AFTER_SECONDS + 0.4)  # past the hand-back, and the keeper's look
+        # Only the long job is held: the run claimed ahead of it is queued again, unstarted,
+        # with its attempt given back.
+        assert queue.stats()["processing"] == 1
+        assert job_state(queue, behind[0]) == "queued"
+        assert queue.get_job(behind[0]).attempts == 0
+        wait_until(lambda: queue.stats()["processed_total"] == 36, timeout=15)
+    assert queue.stats()["failed_total"] == 0
+
+
+def test_a_worker_with_max_jobs_never_claims_ahead(monkeypatch):
+    asked: list[int] = []
+    real = Queue.ack_and_claim
+
+    def recording(self, runs, max_jobs, *args, **kwargs):
+        asked.append(max_jobs)
+        return real(self, runs, max_jobs, *args, **kwargs)
+
+    monkeypatch.setattr(Queue, "ack_and_claim", recording)
+    for i in range(40):
+        tasks.add.enqueue(i, 3)
+    worker = Worker(["default"], concurrency=2, max_jobs=30, jam_guard=False)
+    worker.run()
+    assert asked and max(asked) <= 2
+    assert worker.state.claimed == 30
