@@ -844,20 +844,26 @@ local function take_turns(n, flow, now, taken)
     plain = redis.call('EXISTS', K.queued) == 1
   end
   while #taken < 2 * n do
-    local heads = redis.call('ZRANGE', K.ring, 0, n - #taken / 2 - 1, 'WITHSCORES')
-    if #heads == 0 then
+    -- The heads' turns matter only to interleave the ungrouped jobs' (plain): else unread.
+    local names, turns
+    if plain then
+      turns = redis.call('ZRANGE', K.ring, 0, n - #taken / 2 - 1, 'WITHSCORES')
+      names = {}
+      for i = 1, #turns, 2 do names[#names + 1] = turns[i] end
+    else
+      names = redis.call('ZRANGE', K.ring, 0, n - #taken / 2 - 1)
+    end
+    if #names == 0 then
       if not plain then break end
       take_plain()
     else
       local again, gone, parked, ids, members, counts = {}, {}, {}, {}, {}, {}
       -- The heads' runs, read once for the pass (a head is in it once) and written once.
-      local names = {}
-      for i = 1, #heads, 2 do names[#names + 1] = heads[i] end
       local busy = read_all('ZMSCORE', K.groups, names)
-      for i = 1, #heads, 2 do
+      for k, group in ipairs(names) do
         if #taken >= 2 * n then break end
-        local group, runs = heads[i], tonumber(busy[(i + 1) / 2]) or 0
-        if plain and plain_turn < tonumber(heads[i + 1]) then take_plain() end
+        local runs = tonumber(busy[k]) or 0
+        if plain and plain_turn < tonumber(turns[2 * k]) then take_plain() end
         if #taken >= 2 * n then break end
         local free, tat = 1, nil
         if cap and runs >= cap then
