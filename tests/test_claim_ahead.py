@@ -64,3 +64,18 @@ def test_a_worker_with_max_jobs_never_claims_ahead(monkeypatch):
     worker.run()
     assert asked and max(asked) <= 2
     assert worker.state.claimed == 30
+
+
+def test_a_claim_only_ahead_of_busy_slots_does_not_ask_to_be_handed_jobs():
+    """A job handed to a worker whose slots all run would wait there while another idles."""
+    worker = Worker(["default"], concurrency=1)
+    state, claimer, queue = worker.state, worker.claimer, get_queue("default")
+    claimer.ahead.short["default"] = claimer.ahead.deep["default"] = True
+    state.busy["default"] = 1  # its one slot runs a job: the claim is only ahead
+    claimer._claim_round()  # the queue is empty
+    assert queue.client.zcard(queue.keys.idle) == 0
+    assert "default" not in state.waiting
+    state.busy["default"] = 0  # a free slot: a claim that finds nothing asks
+    claimer._claim_round()
+    assert queue.client.zcard(queue.keys.idle) == 1
+    claimer.withdraw()

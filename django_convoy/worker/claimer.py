@@ -106,7 +106,7 @@ class Claimer:
                 if free <= 0:
                     continue
                 any_free = any_free or room > 0
-                batch = self._claim(name, q, free)
+                batch = self._claim(name, q, free, asks=room > 0)
                 if batch is None:
                     continue
                 self.ahead.claimed(name, free, len(batch.runs))
@@ -117,15 +117,16 @@ class Claimer:
             got += len(batch.runs)
         return got, any_free, next_due
 
-    def _claim(self, name: str, q: ConvoyQueue, free: int) -> ClaimBatch | None:
+    def _claim(self, name: str, q: ConvoyQueue, free: int, asks: bool) -> ClaimBatch | None:
         """Claim up to ``free`` runs of ``q``; None when its node is away (in a cluster, the
-        other queues go on) or Redis refused the script."""
+        other queues go on) or Redis refused the script. ``asks``: a claim that finds too few
+        may ask to be handed jobs (not one that only claims ahead: its slots are all busy)."""
         if self.refused.skipping(name) or (self.outages and self.outages.skipping(name)):
             return None
         try:
             if name in self.state.unsure:
                 self._release_orphans(name, q)
-            batch = q.claim(free, self.state.id, wait_ms=self.wait_ms())
+            batch = q.claim(free, self.state.id, wait_ms=self.wait_ms() if asks else 0)
         except RedisUnavailable as exc:
             # The claim may have run, and its reply been lost; not when Redis was full: claims
             # are refused before they start then (scripts.DENY).
@@ -159,7 +160,7 @@ class Claimer:
             if wanted and not (self.outages is not None and self.outages.skipping(q.name)):
                 try:
                     replies, batch = q.ack_and_claim(
-                        fences, wanted, state.id, wait_ms=self.wait_ms()
+                        fences, wanted, state.id, wait_ms=self.wait_ms() if room > 0 else 0
                     )
                 except RedisFull:
                     # Refused before it ran: no claims while Redis is full, but the acks
