@@ -11,7 +11,11 @@ flight. So while a queue's jobs are short (each under SHORT_JOB_SECONDS) and its
 
 A run claimed ahead waits about one short job. One still waiting HAND_BACK_AFTER_SECONDS on was
 claimed ahead of jobs that turned out long: it goes back to the queue unstarted, its attempt
-given back, for an idle worker to take. Not with ``--max-jobs``, whose count must stay exact.
+given back, for an idle worker to take. Not with ``--max-jobs``, whose count must stay exact,
+nor in a threads worker of several queues, whose executors serve them all: a run claimed ahead
+of one queue could start on an executor another queue left idle, past its queue's
+``--concurrency``. Once the worker stops, the runs claimed ahead that have not begun go back
+at once.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class ThreadsAhead:
     claims (under the worker's ``claiming`` lock) and the reporter (``observed``)."""
 
     def __init__(self, slots: dict[str, int], enabled: bool):
+        enabled = enabled and len(slots) == 1  # one queue: its executors are its slots
         self.most = {name: min(n, AHEAD + 1) if enabled else 0 for name, n in slots.items()}
         self.short = dict.fromkeys(slots, False)  # the queue's last jobs were short
         self.deep = dict.fromkeys(slots, False)  # its last claim got all it asked for

@@ -213,11 +213,12 @@ class Claimer:
         if runs and self.state.busy[q.name] > self.state.slots[q.name]:  # some wait: ahead
             self._wake_keeper(time.monotonic() + HAND_BACK_AFTER_SECONDS)
 
-    def hand_back_waiting(self, now: float) -> float | None:
+    def hand_back_waiting(self, now: float, every: bool = False) -> float | None:
         """Hand back the runs claimed ahead that still wait for an executor
         HAND_BACK_AFTER_SECONDS after their claim: the jobs ahead of them turned out long
         (``ahead.py``). Return when to look again (monotonic; None: nothing waits). The
-        keeper's, on its thread."""
+        keeper's, on its thread; and shutdown's, with ``every``: all the runs claimed ahead that
+        have not begun go back at once (those within its slots run, as a stopping worker's do)."""
         state = self.state
         late: dict[str, list[ActiveRun]] = {}
         look_again: float | None = None
@@ -233,11 +234,11 @@ class Claimer:
             ]
             for active in sorted(waiting, key=lambda a: a.started, reverse=True):
                 name, due = active.run.queue, active.started + HAND_BACK_AFTER_SECONDS
-                if due > now:
+                if due > now and not every:
                     look_again = due if look_again is None else min(look_again, due)
                 elif ahead[name] > 0:
                     ahead[name] -= 1
-                    active.abandoned = "claimed ahead of longer jobs: handed back unstarted"
+                    active.abandoned = "handed back unstarted"
                     late.setdefault(name, []).append(active)
         for name, actives in late.items():
             self.ahead.turned_long(name)
@@ -353,7 +354,7 @@ class Claimer:
             return
         try:
             q.handback([(run.id, run.token) for run in runs], started=False)
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, redis.ResponseError) as exc:  # a corrupt key: the same
             logger.error(
                 "%s: could not hand back %d runs that never started (%s); the jam guard will "
                 "recover them",

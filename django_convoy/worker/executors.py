@@ -62,6 +62,8 @@ class Executors:
             active.child.kill()  # its executor starts a fresh child and carries on
             return
         with self.state.lock:
+            if not active.began:  # abandoned before it began (claimed ahead, waiting): it
+                return  # never will, and whichever executor takes it goes on at once
             if active.thread is not None:
                 self._retired.add(active.thread)
         self.start()

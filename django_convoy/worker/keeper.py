@@ -14,6 +14,7 @@ runs claimed ahead that wait for an executor too long (``ahead.py``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -84,6 +85,7 @@ class Keeper:
         cap = min(BACKOFF_CAP, self.interval / 2)
         backoff = Backoff("renewing leases and the heartbeat", min(BACKOFF_FIRST, cap), cap)
         while not self.stop.is_set():
+            self._due = math.inf  # busy: a wake_by() meanwhile sets _wake, not lost
             now = time.monotonic()
             self._time_out_overdue(now)
             waiting_due = self._hand_back_waiting(now) if self._hand_back_waiting else None

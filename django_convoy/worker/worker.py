@@ -193,6 +193,8 @@ class Worker:
         else:
             state.claiming.release()
         self.claimer.withdraw()
+        # Runs claimed ahead of the slots that have not begun go back now, unstarted.
+        self.claimer.hand_back_waiting(time.monotonic(), every=True)
         deadline = time.monotonic() + self.grace
         while state.executing() and not state.abort.is_set() and time.monotonic() < deadline:
             state.abort.wait(0.05)
